@@ -7,7 +7,10 @@
 //! mechanism covers the setup and login forms (before any session exists)
 //! as well as the admin forms.
 
-use hearth_store::{StoreError, rusqlite::{Connection, OptionalExtension}};
+use hearth_store::{
+    StoreError,
+    rusqlite::{Connection, OptionalExtension},
+};
 
 /// The server's CSRF key. `Debug` is redacted.
 #[derive(Clone)]
@@ -48,9 +51,11 @@ impl CsrfKey {
 
 pub(crate) fn load_or_create(c: &mut Connection) -> Result<CsrfKey, StoreError> {
     let existing: Option<Vec<u8>> = c
-        .query_row("SELECT value FROM settings WHERE key = 'csrf_key'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT value FROM settings WHERE key = 'csrf_key'",
+            [],
+            |r| r.get(0),
+        )
         .optional()?;
     if let Some(Ok(key)) = existing.map(<[u8; 32]>::try_from) {
         return Ok(CsrfKey(key));

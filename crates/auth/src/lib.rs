@@ -90,9 +90,7 @@ impl Auth {
     pub async fn is_claimed(&self) -> Result<bool, AuthError> {
         self.inner
             .store
-            .read(|c| {
-                Ok(c.query_row("SELECT EXISTS (SELECT 1 FROM admin)", [], |r| r.get(0))?)
-            })
+            .read(|c| Ok(c.query_row("SELECT EXISTS (SELECT 1 FROM admin)", [], |r| r.get(0))?))
             .await
     }
 

@@ -225,11 +225,7 @@ fn file_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
 /// table, so find the offending key in the user's text instead.
 fn file_error_from_key(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
     let message = e.message().trim().to_string();
-    let key = message
-        .split('`')
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
+    let key = message.split('`').nth(1).unwrap_or_default().to_string();
     let line = text
         .lines()
         .position(|l| {

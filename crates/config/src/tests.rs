@@ -33,7 +33,10 @@ fn file_overrides_defaults_and_env_overrides_file() {
 
     let (c, _) = Config::load(
         Some(f.path()),
-        env(&[("HEARTH_LISTEN", "127.0.0.1:9"), ("HEARTH_SECURE_COOKIES", "true")]),
+        env(&[
+            ("HEARTH_LISTEN", "127.0.0.1:9"),
+            ("HEARTH_SECURE_COOKIES", "true"),
+        ]),
     )
     .unwrap();
     assert_eq!(c.listen.port(), 9);
@@ -44,7 +47,9 @@ fn file_overrides_defaults_and_env_overrides_file() {
 #[test]
 fn unknown_file_key_is_named_with_its_line() {
     let f = file("listen = \"127.0.0.1:1\"\n\nlisten_port = 80\n");
-    let err = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
+    let err = Config::load(Some(f.path()), env(&[]))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("listen_port"), "{err}");
     assert!(err.contains("line 3"), "{err}");
     assert!(!err.contains('\n'), "one line: {err}");
@@ -53,7 +58,9 @@ fn unknown_file_key_is_named_with_its_line() {
 #[test]
 fn syntax_error_is_one_line_with_line_number() {
     let f = file("listen = \"127.0.0.1:1\"\ndata_dir = \n");
-    let err = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
+    let err = Config::load(Some(f.path()), env(&[]))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("line 2"), "{err}");
     assert!(!err.contains('\n'), "one line: {err}");
 }
@@ -61,7 +68,9 @@ fn syntax_error_is_one_line_with_line_number() {
 #[test]
 fn bad_value_in_file_is_reported() {
     let f = file("listen = \"not an address\"\n");
-    let err = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
+    let err = Config::load(Some(f.path()), env(&[]))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("line 1"), "{err}");
 }
 

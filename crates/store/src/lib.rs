@@ -81,7 +81,9 @@ struct Inner {
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Store").field("path", &self.inner.path).finish()
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
     }
 }
 
@@ -184,12 +186,13 @@ pub fn backup(db: &Path, dest: &Path) -> Result<(), StoreError> {
     if dest.exists() {
         return Err(StoreError::BackupExists(dest.to_path_buf()));
     }
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(
-        |source| StoreError::Open {
-            path: db.to_path_buf(),
-            source,
-        },
-    )?;
+    let conn =
+        Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| {
+            StoreError::Open {
+                path: db.to_path_buf(),
+                source,
+            }
+        })?;
     check_not_too_new(db, &conn)?;
     let tmp = temp_sibling(dest);
     let _ = std::fs::remove_file(&tmp);

@@ -28,7 +28,10 @@ fn too_new_database_is_refused() {
         .pragma_update(None, "user_version", 999)
         .unwrap();
     let err = Store::open(&path).unwrap_err();
-    assert!(matches!(err, StoreError::TooNew { found: 999, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::TooNew { found: 999, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("newer Hearth"));
 }
 

@@ -1,9 +1,6 @@
 //! Health readings for the dashboard, read from `/proc` and `/sys`.
 
-use std::{
-    path::Path,
-    time::Duration,
-};
+use std::{path::Path, time::Duration};
 
 /// One reading of the device's health. `None` means the source is absent on
 /// this machine (no thermal zone on a VM) or unreadable.
@@ -134,8 +131,10 @@ mod tests {
             parse_loadavg("0.52 0.58 0.59 1/389 12345\n"),
             Some([0.52, 0.58, 0.59])
         );
-        let m = parse_meminfo("MemTotal:        3884412 kB\nMemFree: 1 kB\nMemAvailable:    2000000 kB\n")
-            .unwrap();
+        let m = parse_meminfo(
+            "MemTotal:        3884412 kB\nMemFree: 1 kB\nMemAvailable:    2000000 kB\n",
+        )
+        .unwrap();
         assert_eq!(m.total, 3884412 * 1024);
         assert_eq!(m.available, 2000000 * 1024);
         assert!(parse_meminfo("garbage").is_none());

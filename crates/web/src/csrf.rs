@@ -68,14 +68,19 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
             .map(|t| t.csrf)
             .unwrap_or_default();
         if !state.auth.csrf().verify(cookie, &token) {
-            log::warn!("refused a form post to {} with a bad CSRF token", parts.uri.path());
+            log::warn!(
+                "refused a form post to {} with a bad CSRF token",
+                parts.uri.path()
+            );
             return Err(WebError::Forbidden(FORGED.into()));
         }
-        serde_urlencoded::from_bytes::<T>(&bytes).map(CsrfForm).map_err(|_| {
-            WebError::BadRequest(
-                "The form was incomplete or malformed. Reload the page and try again.".into(),
-            )
-        })
+        serde_urlencoded::from_bytes::<T>(&bytes)
+            .map(CsrfForm)
+            .map_err(|_| {
+                WebError::BadRequest(
+                    "The form was incomplete or malformed. Reload the page and try again.".into(),
+                )
+            })
     }
 }
 

@@ -23,7 +23,10 @@ pub enum WebError {
     /// Conflicts with the current state, e.g. claiming a claimed Hearth.
     Conflict(String),
     /// Too many attempts; come back after `retry_after` seconds.
-    TooMany { message: String, retry_after: u64 },
+    TooMany {
+        message: String,
+        retry_after: u64,
+    },
     /// Something broke inside. The string is for the log only.
     Internal(String),
 }
@@ -37,9 +40,7 @@ impl From<AuthError> for WebError {
                 retry_after: retry_after.as_secs().max(1),
             },
             AuthError::BadPassword(m) => WebError::BadRequest(m),
-            AuthError::NotClaimed | AuthError::WrongPassword => {
-                WebError::Forbidden(e.to_string())
-            }
+            AuthError::NotClaimed | AuthError::WrongPassword => WebError::Forbidden(e.to_string()),
             AuthError::Store(inner) => WebError::Internal(inner.to_string()),
         }
     }

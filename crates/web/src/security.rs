@@ -6,8 +6,7 @@ use axum::{
     response::IntoResponse,
 };
 use tower_http::{
-    catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer,
-    set_header::SetResponseHeaderLayer,
+    catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer,
 };
 
 use crate::WebError;

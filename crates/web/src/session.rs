@@ -17,8 +17,7 @@ pub const SESSION_COOKIE: &str = "hearth_session";
 /// handler argument is what makes a route admin-only.
 #[derive(Debug)]
 pub struct Admin {
-    /// The session cookie's value, for logout.
-    pub cookie: String,
+    _private: (),
 }
 
 /// Why a request is not an admin's.
@@ -54,7 +53,7 @@ impl FromRequestParts<AppState> for Admin {
             return Err(NotAdmin::LoggedOut);
         };
         if state.auth.session_is_valid(&cookie).await.map_err(err)? {
-            Ok(Admin { cookie })
+            Ok(Admin { _private: () })
         } else {
             Err(NotAdmin::LoggedOut)
         }
@@ -63,7 +62,7 @@ impl FromRequestParts<AppState> for Admin {
 
 /// Adds the session cookie for a new login.
 pub(crate) fn set(state: &AppState, jar: CookieJar, token: &SessionToken) -> CookieJar {
-    let max_age = axum_extra::extract::cookie::time_duration(SESSION_LIFETIME);
+    let max_age = cookie::time::Duration::seconds(SESSION_LIFETIME.as_secs() as i64);
     jar.add(
         Cookie::build((SESSION_COOKIE, token.cookie_value().to_string()))
             .path("/")

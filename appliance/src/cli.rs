@@ -1,0 +1,84 @@
+//! The command line. Usage errors print one line and exit with status 2,
+//! like a bad configuration does.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+/// Hearth: a home server for a Raspberry Pi. Encrypted backups, a local
+/// board for the hotspot and an admin panel, in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "hearth", version)]
+pub struct Cli {
+    /// Read this configuration file instead of /etc/hearth/hearth.toml.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web panel and background services until stopped.
+    Serve(ServeArgs),
+    /// Print the documented default configuration file.
+    Config,
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Keep state in DIR for this run (overrides `data_dir`).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Listen on ADDR for this run, e.g. 127.0.0.1:0 (overrides `listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Test-only: run with a simulated clock this many seconds away from the
+    /// system clock, which "set the clock" then moves instead of the real
+    /// one. Kept out of the user's configuration on purpose.
+    #[arg(long, hide = true, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub simulate_clock_offset: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Write a consistent copy of the database to FILE (VACUUM INTO).
+    Backup {
+        /// The new file to write; it must not exist yet.
+        file: PathBuf,
+        /// Use the database in DIR (overrides `data_dir`).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+    },
+}
+
+/// Parses the process arguments. Help and version print and exit 0; any
+/// other problem prints one line and yields exit status 2.
+pub fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+        if matches!(
+            e.kind(),
+            DisplayHelp
+                | DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ) {
+            let _ = e.print();
+            return if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or("invalid arguments");
+        eprintln!(
+            "hearth: {}; see 'hearth --help'",
+            first.trim_start_matches("error: ")
+        );
+        ExitCode::from(2)
+    })
+}

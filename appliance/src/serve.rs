@@ -1,0 +1,136 @@
+//! `hearth serve`: the start-up steps, in order, then serving until a
+//! signal, then a clean stop.
+
+use std::{
+    io::Write,
+    os::unix::fs::PermissionsExt,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use hearth_auth::Auth;
+use hearth_config::{Config, LogLevel};
+use hearth_store::Store;
+use hearth_system::{Clock, init_logging, notify};
+use hearth_web::AppState;
+
+/// How long in-flight requests get to finish after SIGTERM.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    init_logging(level(config.log_level));
+    prepare_data_dir(&config)?;
+    let store = Store::open(&config.data_dir.join(hearth_store::DB_FILE))?;
+    hearth_auth::reset_if_requested(&store, &config.boot_dir)?;
+    let auth = Auth::new(store.clone())?;
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    let clock = match simulate_clock_offset {
+        Some(secs) => Clock::simulated(secs.saturating_mul(1000)),
+        None => Clock::system(),
+    };
+    let state = AppState {
+        auth,
+        clock: Arc::new(clock),
+        data_dir: Arc::new(config.data_dir.clone()),
+        secure_cookies: config.secure_cookies,
+        started,
+        version: env!("CARGO_PKG_VERSION"),
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(listener, state, started))?;
+    // Every request has finished: fold the WAL back so the stop is clean.
+    store.close().context("closing the database")?;
+    log::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn run(
+    listener: std::net::TcpListener,
+    state: AppState,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(hearth_web::serve(listener, state, async {
+        let _ = stop_rx.await;
+    }));
+
+    // Tests and scripts read this line to learn the bound port.
+    println!("Hearth is ready at http://{addr}/");
+    let _ = std::io::stdout().flush();
+    log::info!(
+        "listening on {addr}, ready {} ms after start",
+        started.elapsed().as_millis()
+    );
+    notify::ready();
+    if let Some(every) = notify::watchdog_interval() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                notify::watchdog_ping();
+            }
+        });
+    }
+
+    tokio::select! {
+        result = &mut server => return result.context("web server task")?.context("web server"),
+        () = stop_signal() => {}
+    }
+    notify::stopping();
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
+        Ok(result) => result.context("web server task")?.context("web server")?,
+        Err(_) => log::warn!(
+            "requests still running {}s after the stop signal; stopping anyway",
+            DRAIN_TIMEOUT.as_secs()
+        ),
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM (systemd's stop) or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => log::info!("SIGTERM received; stopping"),
+                _ = tokio::signal::ctrl_c() => log::info!("interrupted; stopping"),
+            }
+        }
+        Err(e) => {
+            log::warn!("cannot watch SIGTERM ({e}); only Ctrl-C stops Hearth");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Creates the data directory, owner-only: it holds the password hash.
+fn prepare_data_dir(config: &Config) -> anyhow::Result<()> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot restrict the data directory {}", dir.display()))?;
+    Ok(())
+}
+
+fn level(l: LogLevel) -> log::LevelFilter {
+    match l {
+        LogLevel::Error => log::LevelFilter::Error,
+        LogLevel::Warn => log::LevelFilter::Warn,
+        LogLevel::Info => log::LevelFilter::Info,
+        LogLevel::Debug => log::LevelFilter::Debug,
+        LogLevel::Trace => log::LevelFilter::Trace,
+    }
+}

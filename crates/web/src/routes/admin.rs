@@ -1,0 +1,166 @@
+//! The admin panel: the dashboard and the clock.
+
+use std::time::Duration;
+
+use axum::{
+    extract::{Query, State},
+    response::{IntoResponse, Redirect, Response},
+};
+use axum_extra::extract::cookie::CookieJar;
+use hearth_system::{ClockError, Health};
+use serde::Deserialize;
+
+use crate::{
+    AppState, WebError,
+    csrf::{CsrfForm, issue},
+    error::render,
+    pages::DashboardPage,
+    session::Admin,
+};
+
+/// How far behind the browser the device must be before Hearth offers to
+/// set its clock, and before a submitted time is applied. Smaller gaps are
+/// page-load latency and ordinary drift, not a Pi that lost its time.
+pub const CLOCK_BEHIND_MS: i64 = 2 * 60 * 1000;
+
+#[derive(Deserialize)]
+pub(crate) struct Notice {
+    clock: Option<String>,
+}
+
+pub(crate) async fn dashboard(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Query(notice): Query<Notice>,
+    jar: CookieJar,
+) -> Result<Response, WebError> {
+    let dir = state.data_dir.clone();
+    let health = tokio::task::spawn_blocking(move || Health::read(&dir))
+        .await
+        .map_err(|e| WebError::Internal(format!("health reading: {e}")))?;
+    let (jar, csrf) = issue(&state, jar)?;
+    let unknown = || "unknown".to_string();
+    let page = DashboardPage {
+        csrf,
+        version: state.version,
+        hostname: health.hostname,
+        uptime: health.uptime.map(human_duration).unwrap_or_else(unknown),
+        hearth_uptime: human_duration(state.started.elapsed()),
+        load: health
+            .load
+            .map(|[a, b, c]| format!("{a:.2} · {b:.2} · {c:.2}"))
+            .unwrap_or_else(unknown),
+        memory: health
+            .memory
+            .map(|m| format!("{} used of {}", bytes(m.used()), bytes(m.total)))
+            .unwrap_or_else(unknown),
+        temperature: health.temperature_c.map(|t| format!("{t:.1} °C")),
+        disk: health
+            .disk
+            .map(|d| {
+                format!(
+                    "{} used of {}, {} free",
+                    bytes(d.used()),
+                    bytes(d.total),
+                    bytes(d.available)
+                )
+            })
+            .unwrap_or_else(unknown),
+        disk_percent: health.disk.map(|d| d.percent()).unwrap_or(0),
+        clock: httpdate::fmt_http_date(state.clock.now()),
+        now_ms: state.clock.now_ms(),
+        notice: match notice.clock.as_deref() {
+            Some("set") => Some("The clock was set from your browser.".into()),
+            Some("ok") => Some("The clock was already right; nothing changed.".into()),
+            _ => None,
+        },
+    };
+    Ok((jar, render(&page)?).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ClockForm {
+    /// The browser's time, in milliseconds since the Unix epoch.
+    browser_ms: i64,
+}
+
+/// Sets the device clock from the admin's browser, but only forward and only
+/// when clearly behind: a browser with a wrong clock must not drag a correct
+/// device into the past.
+pub(crate) async fn set_clock(
+    _admin: Admin,
+    State(state): State<AppState>,
+    CsrfForm(form): CsrfForm<ClockForm>,
+) -> Result<Response, WebError> {
+    let now = state.clock.now_ms();
+    if form.browser_ms - now < CLOCK_BEHIND_MS {
+        return Ok(Redirect::to("/admin?clock=ok").into_response());
+    }
+    match state.clock.set(form.browser_ms) {
+        Ok(()) => {
+            log::warn!(
+                "clock moved forward by {}s from the admin's browser",
+                (form.browser_ms - now) / 1000
+            );
+            Ok(Redirect::to("/admin?clock=set").into_response())
+        }
+        Err(ClockError::NotPermitted) => Err(WebError::Forbidden(
+            "This Hearth is not allowed to set its clock. Check that hearth.service grants CAP_SYS_TIME."
+                .into(),
+        )),
+        Err(ClockError::Invalid) => Err(WebError::BadRequest("That time is not valid.".into())),
+        Err(e) => Err(WebError::Internal(e.to_string())),
+    }
+}
+
+/// Unknown admin URLs still demand an admin first, so a stranger learns
+/// nothing about which admin pages exist.
+pub(crate) async fn not_found(_admin: Admin) -> WebError {
+    WebError::NotFound
+}
+
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, hours, mins) = (s / 86_400, s / 3600 % 24, s / 60 % 60);
+    match (days, hours) {
+        (0, 0) => format!("{mins} min"),
+        (0, h) => format!("{h} h {mins} min"),
+        (d, h) => format!("{d} d {h} h"),
+    }
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_for_people() {
+        assert_eq!(human_duration(Duration::from_secs(59)), "0 min");
+        assert_eq!(
+            human_duration(Duration::from_secs(3 * 3600 + 120)),
+            "3 h 2 min"
+        );
+        assert_eq!(
+            human_duration(Duration::from_secs(2 * 86_400 + 5 * 3600)),
+            "2 d 5 h"
+        );
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+}

@@ -1,0 +1,87 @@
+//! Router-level checks without a socket; the real binary is tested in the
+//! top-level tests/.
+
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+
+use axum::{
+    body::Body,
+    extract::connect_info::MockConnectInfo,
+    http::{Request, StatusCode, header},
+};
+use tower::ServiceExt;
+
+use super::*;
+
+fn app() -> (tempfile::TempDir, axum::Router) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = hearth_store::Store::open(&dir.path().join("hearth.db")).unwrap();
+    let state = AppState {
+        auth: hearth_auth::Auth::new(store).unwrap(),
+        clock: Arc::new(hearth_system::Clock::simulated(0)),
+        data_dir: Arc::new(dir.path().to_path_buf()),
+        secure_cookies: false,
+        started: Instant::now(),
+        version: "test",
+    };
+    let router = router(state).layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))));
+    (dir, router)
+}
+
+async fn get(app: &axum::Router, path: &str) -> axum::response::Response {
+    app.clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn admin_redirects_to_setup_until_claimed() {
+    let (_d, app) = app();
+    for path in ["/admin", "/admin/", "/admin/anything", "/login"] {
+        let r = get(&app, path).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(r.headers()[header::LOCATION], "/setup", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn every_response_carries_security_headers() {
+    let (_d, app) = app();
+    for path in ["/", "/setup", "/nope", "/static/hearth.css"] {
+        let r = get(&app, path).await;
+        let h = r.headers();
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"));
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{path}");
+        assert!(h.contains_key(header::REFERRER_POLICY), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn setup_post_without_csrf_is_refused_and_stores_nothing() {
+    let (_d, app) = app();
+    let r = app
+        .clone()
+        .oneshot(
+            Request::post("/setup")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from("password=abcdefgh12&confirm=abcdefgh12"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        get(&app, "/admin").await.headers()[header::LOCATION],
+        "/setup"
+    );
+}
+
+#[tokio::test]
+async fn unknown_page_is_a_human_404() {
+    let (_d, app) = app();
+    let r = get(&app, "/no/such/page").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("There is no page at this address."));
+}
