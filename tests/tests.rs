@@ -1,1 +1,26 @@
+//! Hearth's integration tests: one binary, many modules, each starting the
+//! real `hearth` executable on 127.0.0.1:0.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+/// Shared helpers: the test server and a cookie-keeping HTTP client.
+mod util;
+
+/// The command line: exit codes, `hearth config`, `hearth db backup`, and
+/// refusing a too-new database.
+mod cli;
+
+/// First-run claim, including two claims racing each other.
+mod claim;
+
+/// Login, logout, throttling, CSRF, cookies and sessions across restarts.
+mod login;
+
+/// The physical-presence reset file.
+mod reset;
+
+/// The systemd unit's hardening score.
+mod unit;
+
+/// Real headless Chromium driving the pages at phone and desktop widths.
+mod browser;

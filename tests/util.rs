@@ -1,0 +1,310 @@
+//! Helpers shared by the integration tests.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use reqwest::{StatusCode, header::HeaderMap};
+
+/// The `hearth` binary cargo built for these tests.
+pub const HEARTH: &str = env!("CARGO_BIN_EXE_hearth");
+
+/// A real `hearth serve` in a temporary directory, on a port the kernel
+/// chose. It prints its URL once bound, so no sleeping is needed. Dropping
+/// it stops the process and deletes its files.
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    /// Base URL without the trailing slash, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    extra: Vec<String>,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        Self::start_with(&[])
+    }
+
+    /// Starts with extra `serve` arguments, e.g. the simulated clock.
+    pub fn start_with(extra: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("boot")).unwrap();
+        std::fs::write(
+            dir.path().join("hearth.toml"),
+            format!(
+                "boot_dir = {:?}\nlog_level = \"debug\"\n",
+                dir.path().join("boot")
+            ),
+        )
+        .unwrap();
+        let mut server = TestServer {
+            dir,
+            child: None,
+            url: String::new(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        server.spawn();
+        server
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn boot_dir(&self) -> PathBuf {
+        self.dir.path().join("boot")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("hearth.toml")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("hearth.log"))
+            .unwrap();
+        let mut child = hearth_command()
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("serve")
+            .arg("--data")
+            .arg(self.data_dir())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(&self.extra)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start hearth");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("Hearth is ready at ") {
+                    let _ = tx.send(url.trim_end_matches('/').to_string());
+                }
+            }
+        });
+        self.child = Some(child);
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => self.url = url,
+            Err(_) => panic!("hearth did not become ready; log:\n{}", self.log()),
+        }
+    }
+
+    /// Stops with SIGTERM, as systemd does, and returns the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        let ok = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        child.wait().unwrap()
+    }
+
+    /// Stops cleanly and starts again on the same data.
+    pub fn restart(&mut self) {
+        let status = self.stop();
+        assert!(status.success(), "clean stop: {status:?}\n{}", self.log());
+        self.spawn();
+    }
+
+    /// Starts again after [`TestServer::stop`], on the same data.
+    pub fn restart_after_stop(&mut self) {
+        self.spawn();
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("hearth.log")).unwrap_or_default()
+    }
+
+    /// A fresh browser-like client for this server.
+    pub fn client(&self) -> Client {
+        Client::new(&self.url)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `hearth` with no `HEARTH_*` from the developer's environment leaking in.
+pub fn hearth_command() -> Command {
+    let mut cmd = Command::new(HEARTH);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("HEARTH_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Runs `hearth` to completion: (exit code, stdout, stderr).
+pub fn run_hearth(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = hearth_command()
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// What a response looked like, read in full.
+#[derive(Debug)]
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> Option<&str> {
+        self.headers.get("location").and_then(|v| v.to_str().ok())
+    }
+
+    /// The `Set-Cookie` header for `name`, whole, attributes included.
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .map(str::to_string)
+    }
+
+    /// The CSRF token embedded in the page's forms.
+    pub fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let start = self.body.find(marker).expect("page has a CSRF field") + marker.len();
+        self.body[start..].split('"').next().unwrap().to_string()
+    }
+}
+
+/// A cookie-keeping HTTP client that does not follow redirects, so tests
+/// can assert on each one.
+pub struct Client {
+    http: reqwest::Client,
+    /// The server base URL; tests repoint it after a restart moves the port.
+    pub base: String,
+    pub cookies: BTreeMap<String, String>,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: base.to_string(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        let req = if self.cookies.is_empty() {
+            req
+        } else {
+            req.header("cookie", self.cookie_header())
+        };
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        for v in headers.get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            let pair = v.split(';').next().unwrap();
+            let (k, val) = pair.split_once('=').unwrap();
+            if v.contains("Max-Age=0") || val.is_empty() {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), val.to_string());
+            }
+        }
+        let body = resp.text().await.unwrap();
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        self.post_with(path, form, &[]).await
+    }
+
+    pub async fn post_with(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut req = self.http.post(format!("{}{path}", self.base)).form(form);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(req).await
+    }
+
+    /// Loads `page` and submits its form with the page's CSRF token.
+    pub async fn submit(&mut self, page: &str, action: &str, form: &[(&str, &str)]) -> Page {
+        let token = self.get(page).await.csrf();
+        let mut fields = vec![("csrf", token.as_str())];
+        fields.extend_from_slice(form);
+        self.post(action, &fields).await
+    }
+
+    pub async fn claim(&mut self, password: &str) -> Page {
+        self.submit(
+            "/setup",
+            "/setup",
+            &[("password", password), ("confirm", password)],
+        )
+        .await
+    }
+
+    pub async fn login(&mut self, password: &str) -> Page {
+        self.submit("/login", "/login", &[("password", password)])
+            .await
+    }
+}
+
+/// The directory for screenshots and other artefacts a person may inspect.
+pub fn artefact_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
