@@ -74,12 +74,11 @@ impl Driver {
             }),
         );
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let client = ClientBuilder::new(connector)
+        ClientBuilder::new(connector)
             .capabilities(caps)
             .connect(&self.url)
             .await
-            .expect("chromedriver session");
-        client
+            .expect("chromedriver session")
     }
 }
 

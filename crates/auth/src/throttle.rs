@@ -66,14 +66,13 @@ impl Throttle {
         let mut clients = self.lock();
         // Forget clients idle for longer than the longest lockout.
         clients.retain(|_, r| now.duration_since(r.last_failure) < MAX_LOCKOUT * 2);
-        if clients.len() >= MAX_CLIENTS {
-            if let Some(stalest) = clients
+        if clients.len() >= MAX_CLIENTS
+            && let Some(stalest) = clients
                 .iter()
                 .min_by_key(|(_, r)| r.last_failure)
                 .map(|(k, _)| *k)
-            {
-                clients.remove(&stalest);
-            }
+        {
+            clients.remove(&stalest);
         }
         let r = clients.entry(key(ip)).or_insert(Record {
             failures: 0,

@@ -83,10 +83,10 @@ pub(crate) async fn login_page(
     if !state.auth.is_claimed().await? {
         return Ok(Redirect::to("/setup").into_response());
     }
-    if let Some(c) = jar.get(SESSION_COOKIE) {
-        if state.auth.session_is_valid(c.value()).await? {
-            return Ok(Redirect::to("/admin").into_response());
-        }
+    if let Some(c) = jar.get(SESSION_COOKIE)
+        && state.auth.session_is_valid(c.value()).await?
+    {
+        return Ok(Redirect::to("/admin").into_response());
     }
     login_form(&state, jar, StatusCode::OK, None)
 }

@@ -1,0 +1,59 @@
+# Hearth's developer menu. `just` alone lists it.
+
+# List the recipes.
+default:
+    @just --list --unsorted
+
+# Run Hearth on its embedded defaults: ./hearth-data, http://127.0.0.1:8080/.
+run:
+    cargo run -p hearth -- serve
+
+# Install anything missing, then run every check CI runs (the README's test command).
+test-all:
+    scripts/test
+
+# Everything CI checks, assuming the tools are installed.
+check: lint test arm64-smoke
+
+# Formatting and lints exactly as CI enforces them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Unit and integration tests, the headless Chromium test included.
+test:
+    cargo test --workspace --locked
+
+# Install the host tools for development and tests (Chromium, cross tools, just).
+deps:
+    scripts/bootstrap all
+
+# Stripped release hearth for the Pi 4 (installs the target and linker if missing).
+build-arm64:
+    scripts/bootstrap arm64
+    cargo build --release --locked -p hearth --target aarch64-unknown-linux-gnu
+    @echo "built ${CARGO_TARGET_DIR:-target}/aarch64-unknown-linux-gnu/release/hearth"
+
+# Run the aarch64 build under qemu-aarch64-static: --version and config.
+arm64-smoke: build-arm64
+    scripts/arm64-smoke
+
+# Stripped release hearth for this machine.
+build:
+    cargo build --release --locked -p hearth
+
+# Measure binary sizes, start-to-ready time and idle memory for the notes.
+measure: build build-arm64
+    scripts/measure
+
+# Score the systemd unit's hardening (lower is better; CI requires <= 2.9).
+security:
+    systemd-analyze security --offline=true --no-pager systemd/hearth.service
+
+# Copy the development database to FILE with VACUUM INTO.
+db-backup FILE:
+    cargo run -p hearth -- db backup {{FILE}}
+
+# Until the image issue lands, the image recipe only explains itself.
+image:
+    @cat image/README.md
