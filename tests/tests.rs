@@ -19,8 +19,8 @@ mod login;
 /// The physical-presence reset file.
 mod reset;
 
-/// The systemd unit's hardening score.
-mod unit;
+/// systemd: the unit's hardening score and the notify protocol.
+mod systemd;
 
 /// Real headless Chromium driving the pages at phone and desktop widths.
 mod browser;

@@ -228,12 +228,17 @@ impl Client {
     }
 
     async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        self.try_send(req).await.unwrap()
+    }
+
+    /// Like `send`, but a connection the server cut short is an `Err`.
+    async fn try_send(&mut self, req: reqwest::RequestBuilder) -> Result<Page, reqwest::Error> {
         let req = if self.cookies.is_empty() {
             req
         } else {
             req.header("cookie", self.cookie_header())
         };
-        let resp = req.send().await.unwrap();
+        let resp = req.send().await?;
         let status = resp.status();
         let headers = resp.headers().clone();
         for v in headers.get_all("set-cookie") {
@@ -246,12 +251,23 @@ impl Client {
                 self.cookies.insert(k.to_string(), val.to_string());
             }
         }
-        let body = resp.text().await.unwrap();
-        Page {
+        let body = resp.text().await?;
+        Ok(Page {
             status,
             headers,
             body,
-        }
+        })
+    }
+
+    /// Posts a form the server may refuse before reading it all; a server
+    /// that answers and closes can reset the upload, which is `Err`.
+    pub async fn try_post(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<Page, reqwest::Error> {
+        let req = self.http.post(format!("{}{path}", self.base)).form(form);
+        self.try_send(req).await
     }
 
     pub async fn get(&mut self, path: &str) -> Page {
