@@ -22,5 +22,8 @@ mod reset;
 /// systemd: the unit's hardening score and the notify protocol.
 mod systemd;
 
+/// Backups: round trips, standard-tool recovery, corruption, bad input.
+mod backup;
+
 /// Real headless Chromium driving the pages at phone and desktop widths.
 mod browser;

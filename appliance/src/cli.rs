@@ -26,6 +26,70 @@ pub enum Command {
     /// Database maintenance.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Encrypted, deduplicated backups of folders.
+    Backup(BackupArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// Use the state in DIR (overrides `data_dir`).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub data: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text, where offered.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: BackupCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Create the repository and its key, sealed under a recovery passphrase.
+    Init {
+        /// Read the recovery passphrase from FILE (first line) instead of stdin.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Add a folder to the automatic backups.
+    Add { path: PathBuf },
+    /// Back up the given folders, or every added folder.
+    Run { paths: Vec<PathBuf> },
+    /// List snapshots.
+    List,
+    /// List a folder inside a snapshot.
+    Ls {
+        snapshot: i64,
+        #[arg(default_value = "")]
+        path: String,
+    },
+    /// Restore a snapshot, or one path in it, into a folder.
+    Restore {
+        snapshot: i64,
+        /// Where to restore to; the snapshot's own folder restores in place.
+        #[arg(long, value_name = "DIR")]
+        target: PathBuf,
+        /// Only this file or folder, relative to the snapshot's folder.
+        #[arg(long, default_value = "")]
+        path: String,
+    },
+    /// Check the repository: pack presence, or every byte with --read-data.
+    Verify {
+        /// Decrypt every pack and check every chunk's hash.
+        #[arg(long, conflicts_with = "sample")]
+        read_data: bool,
+        /// Check this percentage of packs, least recently checked first.
+        #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u8).range(1..=100))]
+        sample: Option<u8>,
+    },
+    /// Key management.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Print the repository key: an age identity file that decrypts every pack.
+    Export,
 }
 
 #[derive(Debug, clap::Args)]

@@ -5,6 +5,7 @@
 //! statuses: 2 for bad input (arguments, configuration), 1 for anything
 //! else. Each failure is one line on stderr.
 
+mod backup;
 pub mod cli;
 mod serve;
 
@@ -30,7 +31,7 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-enum Failure {
+pub(crate) enum Failure {
     BadInput(String),
     Runtime(anyhow::Error),
 }
@@ -38,6 +39,22 @@ enum Failure {
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
         Failure::Runtime(e)
+    }
+}
+
+impl From<hearth_backup::BackupError> for Failure {
+    fn from(e: hearth_backup::BackupError) -> Self {
+        use hearth_backup::BackupError as B;
+        match e {
+            B::NoRepository(_)
+            | B::AlreadyInitialised(_)
+            | B::WeakPassphrase
+            | B::WrongPassphrase(_)
+            | B::NoSnapshot(_)
+            | B::NoSuchPath(_)
+            | B::Locked => Failure::BadInput(e.to_string()),
+            other => Failure::Runtime(other.into()),
+        }
     }
 }
 
@@ -62,6 +79,13 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 config.listen = addr;
             }
             serve::serve(config, args.simulate_clock_offset).map_err(Failure::Runtime)
+        }
+        Command::Backup(args) => {
+            let mut config = load_config(cli.config.as_deref())?;
+            if let Some(dir) = &args.data {
+                config.data_dir = dir.clone();
+            }
+            backup::run(&config, args)
         }
         Command::Db(DbCommand::Backup { file, data }) => {
             let mut config = load_config(cli.config.as_deref())?;
@@ -91,4 +115,35 @@ fn load_config(explicit: Option<&Path>) -> Result<Config, Failure> {
     let (config, source) = Config::load(explicit, env)?;
     log::debug!("configuration from {source}");
     Ok(config)
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) for seconds since the epoch, without a
+/// calendar crate: days to civil date, after Howard Hinnant's algorithm.
+pub(crate) fn time_text(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_time() {
+        assert_eq!(super::time_text(0), "1970-01-01 00:00:00");
+        assert_eq!(super::time_text(1_795_000_000), "2026-11-18 09:46:40");
+        assert_eq!(super::time_text(951_782_400), "2000-02-29 00:00:00");
+    }
 }

@@ -25,7 +25,38 @@ pub use rusqlite;
 pub const DB_FILE: &str = "hearth.db";
 
 /// Every migration, in order. Append only; never edit a landed entry.
-const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("../migrations/0001_spine.sql"))];
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!("../migrations/0001_spine.sql")),
+    M::up(include_str!("../migrations/0002_backup.sql")),
+];
+
+/// Opens an extra read-only connection, for long blocking work (a backup
+/// run) that must not hold one of the shared connections.
+pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let c =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| {
+            StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+    c.busy_timeout(Duration::from_secs(5))?;
+    Ok(c)
+}
+
+/// Opens an extra writing connection with the store's settings, for long
+/// blocking work that commits in short transactions of its own.
+pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let c =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(|source| {
+            StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+    configure(&c)?;
+    Ok(c)
+}
 
 /// How many read-only connections serve concurrent page loads.
 const READERS: usize = 4;

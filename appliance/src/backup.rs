@@ -1,0 +1,252 @@
+//! `hearth backup ...`: the command-line face of the backup engine.
+
+use std::{io::BufRead, path::PathBuf};
+
+use anyhow::Context;
+use hearth_backup::{Repo, VerifyMode};
+use hearth_config::Config;
+
+use crate::{
+    Failure,
+    cli::{BackupArgs, BackupCommand, KeyCommand},
+};
+
+/// Where the repository, the device key and the database live.
+struct Paths {
+    repo: PathBuf,
+    key: PathBuf,
+    db: PathBuf,
+}
+
+fn paths(config: &Config) -> Result<Paths, Failure> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    let db = config.data_dir.join(hearth_store::DB_FILE);
+    // Opening runs the migrations (and refuses a newer schema).
+    hearth_store::Store::open(&db).map_err(|e| Failure::Runtime(e.into()))?;
+    Ok(Paths {
+        repo: config.data_dir.join("repo"),
+        key: config.data_dir.join("backup.key"),
+        db,
+    })
+}
+
+pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
+    let p = paths(config)?;
+    let open = || Repo::open(&p.repo, &p.key, &p.db).map_err(Failure::from);
+    match args.command {
+        BackupCommand::Init { passphrase_file } => {
+            let passphrase = read_passphrase(passphrase_file)?;
+            Repo::init(&p.repo, &p.key, &p.db, &passphrase)?;
+            println!(
+                "Backup repository created at {}.\n\
+                 Keep the recovery passphrase safe: with the packs (here or on a paired peer)\n\
+                 it is the only way to get your backups back if this device is lost.",
+                p.repo.display()
+            );
+        }
+        BackupCommand::Add { path } => {
+            let path = std::fs::canonicalize(&path)
+                .map_err(|e| Failure::BadInput(format!("{}: {e}", path.display())))?;
+            if !path.is_dir() {
+                return Err(Failure::BadInput(format!(
+                    "{} is not a folder",
+                    path.display()
+                )));
+            }
+            let c = hearth_store::open_writer(&p.db).map_err(|e| Failure::Runtime(e.into()))?;
+            c.execute(
+                "INSERT OR IGNORE INTO backup_sources (path, added_at) VALUES (?1, strftime('%s','now'))",
+                [path.to_string_lossy()],
+            )
+            .context("recording the folder")?;
+            println!("{} will be backed up.", path.display());
+        }
+        BackupCommand::Run { paths: given } => {
+            let repo = open()?;
+            let sources = if given.is_empty() {
+                added_sources(&p.db)?
+            } else {
+                given
+            };
+            if sources.is_empty() {
+                return Err(Failure::BadInput(
+                    "no folders to back up: name one, or add one with 'hearth backup add PATH'"
+                        .into(),
+                ));
+            }
+            for source in sources {
+                if !source.is_dir() {
+                    return Err(Failure::BadInput(format!(
+                        "{} is not a folder",
+                        source.display()
+                    )));
+                }
+                let report = repo.backup(&source)?;
+                for w in &report.warnings {
+                    eprintln!("warning: {w}");
+                }
+                let s = &report.snapshot;
+                if args.json {
+                    println!("{}", serde_json::to_string(s).unwrap_or_default());
+                } else {
+                    println!(
+                        "snapshot {} of {}: {} files, {} bytes, {} bytes added, {:.1} s{}",
+                        s.id,
+                        s.source,
+                        s.files,
+                        s.bytes,
+                        s.added,
+                        s.duration_ms as f64 / 1000.0,
+                        if report.warnings.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {} warnings", report.warnings.len())
+                        }
+                    );
+                }
+            }
+        }
+        BackupCommand::List => {
+            let snaps = open()?.snapshots()?;
+            if args.json {
+                println!("{}", serde_json::to_string(&snaps).unwrap_or_default());
+            } else if snaps.is_empty() {
+                println!("No snapshots yet.");
+            } else {
+                println!(
+                    "{:>4}  {:<20}  {:>7}  {:>12}  {:>12}  source",
+                    "id", "time (UTC)", "files", "bytes", "added"
+                );
+                for s in snaps {
+                    println!(
+                        "{:>4}  {:<20}  {:>7}  {:>12}  {:>12}  {}",
+                        s.id,
+                        crate::time_text(s.time),
+                        s.files,
+                        s.bytes,
+                        s.added,
+                        s.source
+                    );
+                }
+            }
+        }
+        BackupCommand::Ls { snapshot, path } => {
+            let repo = open()?;
+            let snap = repo.snapshot(snapshot)?;
+            let tree = repo.tree_at(&snap, &path)?;
+            if args.json {
+                println!("{}", serde_json::to_string(&tree).unwrap_or_default());
+            } else {
+                for node in &tree.entries {
+                    let (kind, size) = match &node.kind {
+                        hearth_backup::NodeKind::Dir { .. } => ("dir", String::new()),
+                        hearth_backup::NodeKind::File { size, .. } => ("file", size.to_string()),
+                        hearth_backup::NodeKind::Symlink { .. } => ("link", String::new()),
+                        hearth_backup::NodeKind::Hardlink { .. } => ("hard", String::new()),
+                    };
+                    println!(
+                        "{kind:<4} {:>12} {:o} {}",
+                        size,
+                        node.mode,
+                        node.display_name()
+                    );
+                }
+            }
+        }
+        BackupCommand::Restore {
+            snapshot,
+            target,
+            path,
+        } => {
+            let repo = open()?;
+            let snap = repo.snapshot(snapshot)?;
+            let report = repo.restore(&snap, &path, &target)?;
+            println!(
+                "restored {} files, {} bytes into {}",
+                report.files,
+                report.bytes,
+                target.display()
+            );
+            if !report.errors.is_empty() {
+                for e in &report.errors {
+                    eprintln!("error: {e}");
+                }
+                return Err(Failure::Runtime(anyhow::anyhow!(
+                    "{} entries could not be restored",
+                    report.errors.len()
+                )));
+            }
+        }
+        BackupCommand::Verify { read_data, sample } => {
+            let mode = match (read_data, sample) {
+                (true, _) => VerifyMode::ReadData,
+                (_, Some(pct)) => VerifyMode::Sample(pct),
+                _ => VerifyMode::Structure,
+            };
+            let report = open()?.verify(mode)?;
+            if args.json {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            } else {
+                println!("checked {} of {} packs", report.checked, report.packs);
+                for d in &report.damage {
+                    println!("pack {}: {}", d.pack, d.reason);
+                    for (snap, path) in &d.affected {
+                        println!("  affects snapshot {snap}: {path}");
+                    }
+                }
+            }
+            if !report.damage.is_empty() {
+                return Err(Failure::Runtime(anyhow::anyhow!(
+                    "{} damaged or missing packs",
+                    report.damage.len()
+                )));
+            }
+        }
+        BackupCommand::Key(KeyCommand::Export) => {
+            use age::secrecy::ExposeSecret;
+            print!("{}", open()?.keys().to_identity_file().expose_secret());
+        }
+    }
+    Ok(())
+}
+
+fn added_sources(db: &std::path::Path) -> Result<Vec<PathBuf>, Failure> {
+    let c = hearth_store::open_reader(db).map_err(|e| Failure::Runtime(e.into()))?;
+    let mut stmt = c
+        .prepare("SELECT path FROM backup_sources ORDER BY path")
+        .context("reading folders")?;
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|r| r.collect::<Result<Vec<_>, _>>())
+        .context("reading folders")?;
+    Ok(rows.into_iter().map(PathBuf::from).collect())
+}
+
+fn read_passphrase(file: Option<PathBuf>) -> Result<String, Failure> {
+    let line = match file {
+        Some(f) => std::fs::read_to_string(&f)
+            .map_err(|e| Failure::BadInput(format!("{}: {e}", f.display())))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        None => {
+            eprintln!(
+                "Recovery passphrase (at least {} characters):",
+                hearth_backup::MIN_PASSPHRASE_LEN
+            );
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the passphrase")?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    Ok(line)
+}

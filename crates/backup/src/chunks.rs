@@ -1,0 +1,141 @@
+//! Reading chunks back by id, and recording packs in the index.
+
+use hearth_store::rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{
+    Repo,
+    error::BackupError,
+    pack::{FinishedPack, PackReader},
+};
+
+/// Where the index says a chunk is.
+#[derive(Clone, Debug)]
+pub(crate) struct Location {
+    pub pack: String,
+    pub zstd: bool,
+    pub offset: u64,
+    pub length: u32,
+}
+
+/// Fetches and checks chunks, keeping the last pack open because
+/// consecutive chunks of a file usually share one.
+pub(crate) struct ChunkSource<'a> {
+    repo: &'a Repo,
+    conn: Connection,
+    open: Option<(String, PackReader)>,
+}
+
+impl<'a> ChunkSource<'a> {
+    pub(crate) fn new(repo: &'a Repo) -> Result<ChunkSource<'a>, BackupError> {
+        Ok(ChunkSource {
+            repo,
+            conn: repo.reader()?,
+            open: None,
+        })
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn locate(&self, id: &[u8; 32]) -> Result<Location, BackupError> {
+        self.conn
+            .query_row(
+                "SELECT pack, zstd, offset, length FROM backup_chunks WHERE id = ?1",
+                params![&id[..]],
+                |r| {
+                    Ok(Location {
+                        pack: r.get(0)?,
+                        zstd: r.get::<_, i64>(1)? == 1,
+                        offset: r.get::<_, i64>(2)? as u64,
+                        length: r.get::<_, i64>(3)? as u32,
+                    })
+                },
+            )
+            .optional()?
+            .ok_or_else(|| BackupError::MissingChunk(hex::encode(id)))
+    }
+
+    /// The plaintext of chunk `id`, verified against its keyed hash.
+    pub(crate) fn get(&mut self, id: &[u8; 32]) -> Result<Vec<u8>, BackupError> {
+        let loc = self.locate(id)?;
+        if self
+            .open
+            .as_ref()
+            .map(|(n, _)| n != &loc.pack)
+            .unwrap_or(true)
+        {
+            self.open = Some((
+                loc.pack.clone(),
+                PackReader::open(&self.repo.dir, &loc.pack, &self.repo.keys)?,
+            ));
+        }
+        let bad = |reason: String| BackupError::BadPack {
+            pack: loc.pack.clone(),
+            reason,
+        };
+        let reader = match self.open.as_mut() {
+            Some((_, r)) => r,
+            None => return Err(bad("not open".into())),
+        };
+        let stored = reader
+            .read_at(loc.offset, loc.length)
+            .inspect_err(|_| self.open = None)?;
+        let plain = if loc.zstd {
+            zstd::decode_all(&stored[..]).map_err(|e| {
+                bad(format!(
+                    "chunk {} does not decompress: {e}",
+                    hex::encode(id)
+                ))
+            })?
+        } else {
+            stored
+        };
+        if &self.repo.keys.chunk_id(&plain) != id {
+            return Err(bad(format!(
+                "chunk {} does not match its hash",
+                hex::encode(id)
+            )));
+        }
+        Ok(plain)
+    }
+}
+
+/// Records a durable pack and its blobs, and the plaintext of its trees, in
+/// one transaction.
+pub(crate) fn record_pack(
+    c: &mut Connection,
+    pack: &FinishedPack,
+    trees: &[([u8; 32], Vec<u8>)],
+    now: i64,
+) -> Result<(), BackupError> {
+    let tx = c.transaction()?;
+    tx.execute(
+        "INSERT OR IGNORE INTO backup_packs (name, size, created_at) VALUES (?1, ?2, ?3)",
+        params![pack.name, pack.size as i64, now],
+    )?;
+    {
+        let mut ins = tx.prepare(
+            "INSERT OR IGNORE INTO backup_chunks (id, pack, kind, zstd, offset, length, raw_length)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for e in &pack.entries {
+            ins.execute(params![
+                &e.id[..],
+                pack.name,
+                e.kind as u8,
+                e.zstd,
+                e.offset as i64,
+                e.length,
+                e.raw_length
+            ])?;
+        }
+        let mut tree =
+            tx.prepare("INSERT OR IGNORE INTO backup_trees (id, data) VALUES (?1, ?2)")?;
+        for (id, data) in trees {
+            tree.execute(params![&id[..], data])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,37 @@
+//! Hearth's backup engine.
+//!
+//! A repository is a directory of age-encrypted packs plus `key.age`; the
+//! index and snapshot catalogue live in Hearth's SQLite database. Every
+//! snapshot backs up one folder. The write order is what keeps data safe:
+//! a pack is written, fsynced, verified and renamed before any index row
+//! names it, and a snapshot row is written only after every pack it needs
+//! is durable. An interrupted run therefore leaves at most packs that
+//! nothing references.
+//!
+//! The format is specified in `docs/backup-format.md`.
+
+mod chunks;
+mod error;
+mod key;
+mod pack;
+mod repo;
+mod restore;
+mod run;
+mod tree;
+mod verify;
+
+pub use error::BackupError;
+pub use key::{Keys, MIN_PASSPHRASE_LEN};
+pub use pack::pack_path;
+pub use repo::{Repo, Snapshot};
+pub use restore::RestoreReport;
+pub use run::RunReport;
+pub use tree::{Node, NodeKind, Tree};
+pub use verify::{Damage, VerifyMode, VerifyReport};
+
+/// FastCDC sizes: 512 KiB minimum, 2 MiB average, 8 MiB maximum.
+pub const CHUNK_MIN: usize = 512 * 1024;
+pub const CHUNK_AVG: usize = 2 * 1024 * 1024;
+pub const CHUNK_MAX: usize = 8 * 1024 * 1024;
+/// zstd level: fast enough for a Pi's cores, most of the gain of higher ones.
+pub const ZSTD_LEVEL: i32 = 3;

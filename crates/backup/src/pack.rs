@@ -1,0 +1,393 @@
+//! Packs: many chunks in one age file.
+//!
+//! Plaintext layout (little-endian):
+//!
+//! ```text
+//! "HPK1"                                    magic, 4 bytes
+//! blob 0, blob 1, ... blob n-1              stored bytes (zstd or raw)
+//! count u32, then per blob:                 the table, 50 bytes each
+//!   id [32] kind u8 compression u8 offset u64 length u32 raw_length u32
+//! table_offset u64, "HPKT"                  footer, 12 bytes
+//! ```
+//!
+//! The table is inside the encryption and at the end, so a peer learns only
+//! the pack's size, and the index can be rebuilt from packs alone by seeking
+//! to the footer. The file is named by the BLAKE3 of its ciphertext, so a
+//! peer can check a copy without the key.
+//!
+//! Writing goes to `tmp/`; the finished file is fsynced, read back and
+//! decrypted (its plaintext hash must match what was written), and only then
+//! renamed into `packs/` and its directory fsynced. Nothing points at a pack
+//! before that.
+
+use std::{
+    fs::File,
+    io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write},
+    path::{Path, PathBuf},
+};
+
+use crate::{
+    error::{BackupError, IoContext},
+    key::Keys,
+};
+
+pub(crate) const MAGIC: &[u8; 4] = b"HPK1";
+pub(crate) const FOOTER_MAGIC: &[u8; 4] = b"HPKT";
+const ENTRY_LEN: usize = 50;
+/// A pack is closed once it holds this much; chunks are at most 8 MiB, so a
+/// pack stays under 24 MiB.
+pub const PACK_TARGET: u64 = 16 * 1024 * 1024;
+
+/// What a blob holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Data = 0,
+    Tree = 1,
+    Snapshot = 2,
+}
+
+impl Kind {
+    pub(crate) fn from_u8(v: u8) -> Option<Kind> {
+        match v {
+            0 => Some(Kind::Data),
+            1 => Some(Kind::Tree),
+            2 => Some(Kind::Snapshot),
+            _ => None,
+        }
+    }
+}
+
+/// One blob's place in a pack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub id: [u8; 32],
+    pub kind: Kind,
+    /// Whether the stored bytes are zstd-compressed.
+    pub zstd: bool,
+    /// Offset of the stored bytes in the pack's plaintext.
+    pub offset: u64,
+    pub length: u32,
+    /// Length once decompressed.
+    pub raw_length: u32,
+}
+
+/// Counts and hashes the ciphertext on its way to disk.
+struct HashingFile {
+    file: BufWriter<File>,
+    hasher: blake3::Hasher,
+    written: u64,
+}
+
+impl Write for HashingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// A pack being written.
+pub(crate) struct PackWriter {
+    tmp: PathBuf,
+    stream: age::stream::StreamWriter<HashingFile>,
+    plain_hasher: blake3::Hasher,
+    offset: u64,
+    entries: Vec<Entry>,
+}
+
+/// A finished, verified pack, renamed into place.
+#[derive(Debug)]
+pub(crate) struct FinishedPack {
+    pub name: String,
+    pub size: u64,
+    pub entries: Vec<Entry>,
+}
+
+impl PackWriter {
+    pub(crate) fn create(repo: &Path, keys: &Keys) -> Result<PackWriter, BackupError> {
+        let mut rnd = [0u8; 16];
+        crate::key::random(&mut rnd)?;
+        let tmp = repo.join("tmp").join(format!("{}.pack", hex::encode(rnd)));
+        let file = File::create(&tmp).at(&tmp)?;
+        let recipient = keys.identity.to_public();
+        let enc =
+            age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+                .map_err(|e| BackupError::Crypto(e.to_string()))?;
+        let sink = HashingFile {
+            file: BufWriter::with_capacity(1 << 20, file),
+            hasher: blake3::Hasher::new(),
+            written: 0,
+        };
+        let mut w = PackWriter {
+            stream: enc.wrap_output(sink).at(&tmp)?,
+            tmp,
+            plain_hasher: blake3::Hasher::new(),
+            offset: 0,
+            entries: vec![],
+        };
+        w.put(MAGIC)?;
+        Ok(w)
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Result<(), BackupError> {
+        self.stream.write_all(bytes).at(&self.tmp)?;
+        self.plain_hasher.update(bytes);
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Appends one blob.
+    pub(crate) fn add(
+        &mut self,
+        id: [u8; 32],
+        kind: Kind,
+        stored: &[u8],
+        zstd: bool,
+        raw_length: usize,
+    ) -> Result<(), BackupError> {
+        let offset = self.offset;
+        self.put(stored)?;
+        self.entries.push(Entry {
+            id,
+            kind,
+            zstd,
+            offset,
+            length: stored.len() as u32,
+            raw_length: raw_length as u32,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.offset
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Writes the table, finishes the encryption, fsyncs, verifies by
+    /// decrypting the file back, and renames it into `packs/`.
+    pub(crate) fn finish(mut self, repo: &Path, keys: &Keys) -> Result<FinishedPack, BackupError> {
+        let table_offset = self.offset;
+        let mut table = Vec::with_capacity(4 + self.entries.len() * ENTRY_LEN + 12);
+        table.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        for e in &self.entries {
+            table.extend_from_slice(&e.id);
+            table.push(e.kind as u8);
+            table.push(u8::from(e.zstd));
+            table.extend_from_slice(&e.offset.to_le_bytes());
+            table.extend_from_slice(&e.length.to_le_bytes());
+            table.extend_from_slice(&e.raw_length.to_le_bytes());
+        }
+        table.extend_from_slice(&table_offset.to_le_bytes());
+        table.extend_from_slice(FOOTER_MAGIC);
+        self.put(&table)?;
+        let tmp = self.tmp.clone();
+        let mut sink = self.stream.finish().at(&tmp)?;
+        sink.flush().at(&tmp)?;
+        let size = sink.written;
+        let name = sink.hasher.finalize().to_hex().to_string();
+        let file = sink
+            .file
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .at(&tmp)?;
+        file.sync_all().at(&tmp)?;
+        drop(file);
+
+        // Read back what is on disk: the ciphertext must hash to the name
+        // and decrypt to exactly the plaintext that was written.
+        let expected_plain = self.plain_hasher.finalize();
+        let (cipher_hash, plain_hash) = hash_file(&tmp, keys)?;
+        if cipher_hash.to_hex().as_str() != name || plain_hash != expected_plain {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(BackupError::BadPack {
+                pack: name,
+                reason: "it did not read back as written (disk or memory fault)".into(),
+            });
+        }
+
+        let dest = pack_path(repo, &name);
+        let dir = dest.parent().unwrap_or(repo);
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).at(dir)?;
+            hearth_store::sync_parent(dir).at(dir)?;
+        }
+        std::fs::rename(&tmp, &dest).at(&dest)?;
+        hearth_store::sync_parent(&dest).at(&dest)?;
+        Ok(FinishedPack {
+            name,
+            size,
+            entries: self.entries,
+        })
+    }
+}
+
+/// Where a pack of this name lives.
+pub fn pack_path(repo: &Path, name: &str) -> PathBuf {
+    repo.join("packs")
+        .join(name.get(..2).unwrap_or("xx"))
+        .join(name)
+}
+
+/// BLAKE3 of a pack's ciphertext and of its plaintext, in one read.
+pub(crate) fn hash_file(
+    path: &Path,
+    keys: &Keys,
+) -> Result<(blake3::Hash, blake3::Hash), BackupError> {
+    struct Tee<R> {
+        inner: R,
+        hasher: blake3::Hasher,
+    }
+    impl<R: Read> Read for Tee<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.hasher.update(&buf[..n]);
+            Ok(n)
+        }
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let file = File::open(path).at(path)?;
+    let mut tee = Tee {
+        inner: BufReader::with_capacity(1 << 20, file),
+        hasher: blake3::Hasher::new(),
+    };
+    let mut plain = blake3::Hasher::new();
+    {
+        let mut reader = decrypt(&mut tee, keys, &name)?;
+        std::io::copy(&mut reader, &mut plain).map_err(|e| BackupError::BadPack {
+            pack: name.clone(),
+            reason: format!("decryption failed: {e}"),
+        })?;
+    }
+    // Drain anything after the age payload so the ciphertext hash is whole.
+    std::io::copy(&mut tee, &mut std::io::sink()).at(path)?;
+    Ok((tee.hasher.finalize(), plain.finalize()))
+}
+
+fn decrypt<R: Read>(
+    input: R,
+    keys: &Keys,
+    name: &str,
+) -> Result<age::stream::StreamReader<R>, BackupError> {
+    let bad = |reason: String| BackupError::BadPack {
+        pack: name.to_string(),
+        reason,
+    };
+    age::Decryptor::new(input)
+        .map_err(|e| bad(format!("not an age file: {e}")))?
+        .decrypt(std::iter::once(&keys.identity as &dyn age::Identity))
+        .map_err(|e| {
+            bad(format!(
+                "cannot be decrypted with this repository's key: {e}"
+            ))
+        })
+}
+
+/// Random access to one pack's blobs.
+pub(crate) struct PackReader {
+    name: String,
+    stream: age::stream::StreamReader<BufReader<File>>,
+}
+
+impl PackReader {
+    pub(crate) fn open(repo: &Path, name: &str, keys: &Keys) -> Result<PackReader, BackupError> {
+        let path = pack_path(repo, name);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BackupError::MissingPack(name.to_string()));
+            }
+            Err(e) => return Err(e).at(&path),
+        };
+        Ok(PackReader {
+            name: name.to_string(),
+            stream: decrypt(BufReader::with_capacity(256 * 1024, file), keys, name)?,
+        })
+    }
+
+    fn bad(&self, reason: impl Into<String>) -> BackupError {
+        BackupError::BadPack {
+            pack: self.name.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The stored bytes at `offset`, `length` long.
+    pub(crate) fn read_at(&mut self, offset: u64, length: u32) -> Result<Vec<u8>, BackupError> {
+        self.stream
+            .seek(SeekFrom::Start(offset))
+            .map_err(|e| self.bad(format!("seek failed: {e}")))?;
+        let mut buf = vec![0u8; length as usize];
+        self.stream
+            .read_exact(&mut buf)
+            .map_err(|e| self.bad(format!("read failed: {e}")))?;
+        Ok(buf)
+    }
+
+    /// The pack's own table, read from its footer.
+    pub(crate) fn table(&mut self) -> Result<Vec<Entry>, BackupError> {
+        let end = self
+            .stream
+            .seek(SeekFrom::End(0))
+            .map_err(|e| self.bad(format!("seek failed: {e}")))?;
+        if end < 4 + 4 + 12 {
+            return Err(self.bad("too short to be a pack"));
+        }
+        let footer = self.read_at(end - 12, 12)?;
+        if &footer[8..] != FOOTER_MAGIC || &self.read_at(0, 4)?[..] != MAGIC {
+            return Err(self.bad("no pack header or footer"));
+        }
+        let table_offset = u64::from_le_bytes(footer[..8].try_into().unwrap_or_default());
+        if table_offset < 4 || table_offset > end - 12 - 4 {
+            return Err(self.bad("table offset out of range"));
+        }
+        let table = self.read_at(table_offset, (end - 12 - table_offset) as u32)?;
+        parse_table(&table, table_offset).map_err(|r| self.bad(r))
+    }
+}
+
+/// Parses a table; `data_end` bounds the blobs it may point at.
+pub(crate) fn parse_table(table: &[u8], data_end: u64) -> Result<Vec<Entry>, String> {
+    let count = table
+        .get(..4)
+        .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()) as usize)
+        .ok_or("table too short")?;
+    if table.len() != 4 + count * ENTRY_LEN {
+        return Err(format!(
+            "table says {count} blobs but has {} bytes",
+            table.len()
+        ));
+    }
+    table[4..]
+        .chunks_exact(ENTRY_LEN)
+        .map(|e| {
+            let u32_at = |i: usize| u32::from_le_bytes(e[i..i + 4].try_into().unwrap_or_default());
+            let entry = Entry {
+                id: e[..32].try_into().unwrap_or_default(),
+                kind: Kind::from_u8(e[32]).ok_or("unknown blob kind")?,
+                zstd: match e[33] {
+                    0 => false,
+                    1 => true,
+                    _ => return Err("unknown compression".to_string()),
+                },
+                offset: u64::from_le_bytes(e[34..42].try_into().unwrap_or_default()),
+                length: u32_at(42),
+                raw_length: u32_at(46),
+            };
+            if entry.offset < 4 || entry.offset + u64::from(entry.length) > data_end {
+                return Err("blob outside the pack".to_string());
+            }
+            Ok(entry)
+        })
+        .collect()
+}

@@ -1,0 +1,212 @@
+//! Opening and creating a repository, and reading its catalogue.
+
+use std::path::{Path, PathBuf};
+
+use hearth_store::rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{
+    error::{BackupError, IoContext},
+    key::{Keys, MIN_PASSPHRASE_LEN},
+    tree::Tree,
+};
+
+/// The marker file that makes a directory a repository.
+const MARKER: &str = "HEARTH-REPO";
+
+/// An open repository.
+#[derive(Debug)]
+pub struct Repo {
+    /// The repository directory (packs, key.age, HEARTH-REPO).
+    pub dir: PathBuf,
+    /// Hearth's database, holding the index and catalogue.
+    pub db: PathBuf,
+    pub(crate) keys: Keys,
+}
+
+/// One row of the snapshot catalogue.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Snapshot {
+    pub id: i64,
+    pub source: String,
+    /// Seconds since the epoch.
+    pub time: i64,
+    pub root: String,
+    pub files: u64,
+    pub bytes: u64,
+    pub added: u64,
+    pub duration_ms: u64,
+}
+
+impl Repo {
+    /// Creates a repository in `dir`, keeps the device key at `key_path`
+    /// and seals a copy in `dir/key.age` under the recovery passphrase.
+    pub fn init(
+        dir: &Path,
+        key_path: &Path,
+        db: &Path,
+        passphrase: &str,
+    ) -> Result<Repo, BackupError> {
+        if passphrase.chars().count() < MIN_PASSPHRASE_LEN {
+            return Err(BackupError::WeakPassphrase);
+        }
+        if dir.join(MARKER).exists() {
+            return Err(BackupError::AlreadyInitialised(dir.to_path_buf()));
+        }
+        for sub in ["", "packs", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub)).at(dir.join(sub))?;
+        }
+        let mut id = [0u8; 16];
+        crate::key::random(&mut id)?;
+        let keys = Keys::generate(hex::encode(id))?;
+        keys.save(key_path)?;
+        write_durably(&dir.join("key.age"), &keys.seal(passphrase)?)?;
+        // The marker goes last: a half-made repository is not mistaken for one.
+        write_durably(
+            &dir.join(MARKER),
+            format!("hearth backup repository\nformat 1\nid {}\n", keys.repo_id).as_bytes(),
+        )?;
+        Ok(Repo {
+            dir: dir.to_path_buf(),
+            db: db.to_path_buf(),
+            keys,
+        })
+    }
+
+    /// Opens the repository in `dir` with the device key.
+    pub fn open(dir: &Path, key_path: &Path, db: &Path) -> Result<Repo, BackupError> {
+        let marker = std::fs::read_to_string(dir.join(MARKER))
+            .map_err(|_| BackupError::NoRepository(dir.to_path_buf()))?;
+        let keys = Keys::load(key_path)?;
+        if !marker.contains(&format!("id {}", keys.repo_id)) {
+            return Err(BackupError::KeyMismatch(dir.to_path_buf()));
+        }
+        std::fs::create_dir_all(dir.join("tmp")).at(dir.join("tmp"))?;
+        Ok(Repo {
+            dir: dir.to_path_buf(),
+            db: db.to_path_buf(),
+            keys,
+        })
+    }
+
+    /// The plaintext key file, for `hearth backup key export`.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub(crate) fn reader(&self) -> Result<Connection, BackupError> {
+        hearth_store::open_reader(&self.db).map_err(store_err)
+    }
+
+    pub(crate) fn writer(&self) -> Result<Connection, BackupError> {
+        hearth_store::open_writer(&self.db).map_err(store_err)
+    }
+
+    /// Every snapshot, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<Snapshot>, BackupError> {
+        let c = self.reader()?;
+        let mut stmt = c.prepare(
+            "SELECT id, source, time, hex(root), files, bytes, added, duration_ms
+             FROM backup_snapshots ORDER BY time, id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Snapshot {
+                id: r.get(0)?,
+                source: r.get(1)?,
+                time: r.get(2)?,
+                root: r.get::<_, String>(3)?.to_lowercase(),
+                files: r.get::<_, i64>(4)? as u64,
+                bytes: r.get::<_, i64>(5)? as u64,
+                added: r.get::<_, i64>(6)? as u64,
+                duration_ms: r.get::<_, i64>(7)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn snapshot(&self, id: i64) -> Result<Snapshot, BackupError> {
+        self.snapshots()?
+            .into_iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| BackupError::NoSnapshot(id.to_string()))
+    }
+
+    /// The latest snapshot of `source`, if any.
+    pub fn latest(&self, source: &str) -> Result<Option<Snapshot>, BackupError> {
+        Ok(self.snapshots()?.into_iter().rfind(|s| s.source == source))
+    }
+
+    /// A tree by id, from the plaintext cache in the database.
+    pub fn tree(&self, c: &Connection, id: &str) -> Result<Tree, BackupError> {
+        let raw = hex::decode(id).map_err(|_| BackupError::BadTree {
+            id: id.to_string(),
+            reason: "not a hex id".into(),
+        })?;
+        let data: Option<Vec<u8>> = c
+            .query_row(
+                "SELECT data FROM backup_trees WHERE id = ?1",
+                params![raw],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let data = data.ok_or_else(|| BackupError::BadTree {
+            id: id.to_string(),
+            reason: "not in the index".into(),
+        })?;
+        let json = zstd::decode_all(&data[..]).map_err(|e| BackupError::BadTree {
+            id: id.to_string(),
+            reason: e.to_string(),
+        })?;
+        Tree::from_bytes(id, &json)
+    }
+
+    /// Walks a snapshot down `path` (components separated by `/`) and
+    /// returns the tree of that directory.
+    pub fn tree_at(&self, snapshot: &Snapshot, path: &str) -> Result<Tree, BackupError> {
+        let c = self.reader()?;
+        let mut tree = self.tree(&c, &snapshot.root)?;
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            let node = tree
+                .find(std::ffi::OsStr::new(part))
+                .ok_or_else(|| BackupError::NoSuchPath(path.to_string()))?;
+            match &node.kind {
+                crate::NodeKind::Dir { tree: id } => tree = self.tree(&c, id)?,
+                _ => return Err(BackupError::NoSuchPath(path.to_string())),
+            }
+        }
+        Ok(tree)
+    }
+
+    /// Takes the repository's single-writer lock; released on drop.
+    pub(crate) fn lock(&self) -> Result<std::fs::File, BackupError> {
+        let path = self.dir.join("lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .map_err(|_| BackupError::Locked)?;
+        Ok(f)
+    }
+}
+
+pub(crate) fn store_err(e: hearth_store::StoreError) -> BackupError {
+    match e {
+        hearth_store::StoreError::Sql(s) => BackupError::Sql(s),
+        other => BackupError::Io {
+            path: PathBuf::from("database"),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
+}
+
+/// Writes a small file: temp, fsync, rename, fsync the directory.
+pub(crate) fn write_durably(path: &Path, data: &[u8]) -> Result<(), BackupError> {
+    use std::io::Write;
+    let tmp = path.with_extension("partial");
+    let mut f = std::fs::File::create(&tmp).at(&tmp)?;
+    f.write_all(data).and_then(|()| f.sync_all()).at(&tmp)?;
+    std::fs::rename(&tmp, path).at(path)?;
+    hearth_store::sync_parent(path).at(path)
+}

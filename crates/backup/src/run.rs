@@ -1,0 +1,462 @@
+//! A backup run: walk one folder, store what is new, record a snapshot.
+//!
+//! The walker (this thread) reads, chunks and hashes; new chunks go through a
+//! bounded queue to compression workers, one per core, and from them through
+//! another bounded queue to the single packer thread, which encrypts, writes
+//! and records packs. Bounded queues keep memory flat however large the
+//! files are. Unchanged files (same size, mtime, ctime and inode as in the
+//! folder's previous snapshot) are not read at all.
+
+use std::{
+    collections::{HashMap, HashSet},
+    ffi::OsString,
+    fs::{File, Metadata},
+    os::unix::{ffi::OsStrExt, fs::MetadataExt},
+    path::Path,
+    sync::{
+        Arc, Mutex,
+        mpsc::{Receiver, SyncSender, sync_channel},
+    },
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
+
+use hearth_store::rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{
+    CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, Repo, Snapshot, ZSTD_LEVEL,
+    chunks::record_pack,
+    error::{BackupError, IoContext},
+    pack::{Kind, PACK_TARGET, PackWriter},
+    tree::{Node, NodeKind, SnapshotBlob, Tree, encode},
+};
+
+/// What a run did.
+#[derive(Debug)]
+pub struct RunReport {
+    pub snapshot: Snapshot,
+    /// Files skipped or stored with a caveat, each naming the file.
+    pub warnings: Vec<String>,
+}
+
+/// A blob on its way to the packer.
+struct Stored {
+    id: [u8; 32],
+    kind: Kind,
+    bytes: Vec<u8>,
+    zstd: bool,
+    raw_length: usize,
+    /// For trees: the zstd JSON to cache in the index.
+    tree_cache: Option<Vec<u8>>,
+}
+
+/// A chunk to compress.
+struct Raw {
+    id: [u8; 32],
+    kind: Kind,
+    data: Vec<u8>,
+}
+
+fn compress(raw: Raw) -> Stored {
+    let raw_length = raw.data.len();
+    match zstd::bulk::compress(&raw.data, ZSTD_LEVEL) {
+        Ok(c) if c.len() < raw.data.len() => Stored {
+            id: raw.id,
+            kind: raw.kind,
+            bytes: c,
+            zstd: true,
+            raw_length,
+            tree_cache: None,
+        },
+        _ => Stored {
+            id: raw.id,
+            kind: raw.kind,
+            bytes: raw.data,
+            zstd: false,
+            raw_length,
+            tree_cache: None,
+        },
+    }
+}
+
+impl Repo {
+    /// Backs up `source` and records a snapshot of it.
+    pub fn backup(&self, source: &Path) -> Result<RunReport, BackupError> {
+        let _lock = self.lock()?;
+        let started = Instant::now();
+        let source = std::fs::canonicalize(source).at(source)?;
+        let source_name = source.to_string_lossy().into_owned();
+        let conn = self.reader()?;
+        let parent = match self.latest(&source_name)? {
+            Some(s) => self.tree(&conn, &s.root).ok(),
+            None => None,
+        };
+
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let (raw_tx, raw_rx) = sync_channel::<Raw>(workers * 2);
+        let (stored_tx, stored_rx) = sync_channel::<Stored>(workers * 2);
+        let raw_rx = Arc::new(Mutex::new(raw_rx));
+
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let rx = raw_rx.clone();
+                let tx = stored_tx.clone();
+                scope.spawn(move || {
+                    loop {
+                        let next = rx.lock().map(|r| r.recv());
+                        let Ok(Ok(raw)) = next else { break };
+                        if tx.send(compress(raw)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            let packer = scope.spawn(|| self.pack_loop(stored_rx));
+
+            let mut walker = Walker {
+                repo: self,
+                conn: &conn,
+                raw_tx,
+                stored_tx,
+                seen: HashSet::new(),
+                hardlinks: HashMap::new(),
+                warnings: vec![],
+                files: 0,
+                bytes: 0,
+            };
+            let walked = walker
+                .dir(&source, &mut vec![], parent.as_ref())
+                .and_then(|root| {
+                    let time = now();
+                    let blob = SnapshotBlob {
+                        version: 1,
+                        source: source_name.clone(),
+                        time,
+                        hostname: rustix::system::uname()
+                            .nodename()
+                            .to_string_lossy()
+                            .into_owned(),
+                        root: hex::encode(root),
+                        files: walker.files,
+                        bytes: walker.bytes,
+                        added: 0,
+                        duration_ms: started.elapsed().as_millis() as u64,
+                    };
+                    let json = serde_json::to_vec(&blob).unwrap_or_default();
+                    let id = self.keys.chunk_id(&json);
+                    walker.send(id, Kind::Snapshot, json)?;
+                    Ok((blob, id))
+                });
+            let Walker {
+                raw_tx,
+                stored_tx,
+                warnings,
+                ..
+            } = walker;
+            // Closing the queues lets workers and the packer finish.
+            drop(raw_tx);
+            drop(stored_tx);
+            let packed = packer
+                .join()
+                .unwrap_or_else(|_| Err(BackupError::Crypto("the packer thread panicked".into())));
+            // A packer failure is the root cause of a walker send failure.
+            let added = packed?;
+            let (mut blob, blob_id) = walked?;
+            blob.added = added;
+            blob.duration_ms = started.elapsed().as_millis() as u64;
+            // Every pack is durable and indexed: now the snapshot may exist.
+            let id = self.record_snapshot(&blob, &blob_id)?;
+            Ok(RunReport {
+                snapshot: self.snapshot(id)?,
+                warnings,
+            })
+        })
+    }
+
+    /// The packer: fills packs, finishes each one (fsync, verify, rename),
+    /// then records it in the index. Returns the stored bytes added.
+    fn pack_loop(&self, rx: Receiver<Stored>) -> Result<u64, BackupError> {
+        let mut writer_conn = self.writer()?;
+        let mut pack: Option<PackWriter> = None;
+        let mut trees: Vec<([u8; 32], Vec<u8>)> = vec![];
+        let mut added = 0u64;
+        let mut in_run = HashSet::new();
+        for s in rx {
+            if !in_run.insert(s.id) {
+                continue;
+            }
+            let p = match pack.as_mut() {
+                Some(p) => p,
+                None => pack.insert(PackWriter::create(&self.dir, &self.keys)?),
+            };
+            p.add(s.id, s.kind, &s.bytes, s.zstd, s.raw_length)?;
+            added += s.bytes.len() as u64;
+            if let Some(cache) = s.tree_cache {
+                trees.push((s.id, cache));
+            }
+            if p.len() >= PACK_TARGET
+                && let Some(full) = pack.take()
+            {
+                let done = full.finish(&self.dir, &self.keys)?;
+                record_pack(&mut writer_conn, &done, &std::mem::take(&mut trees), now())?;
+            }
+        }
+        if let Some(last) = pack.take().filter(|p| !p.is_empty()) {
+            let done = last.finish(&self.dir, &self.keys)?;
+            record_pack(&mut writer_conn, &done, &trees, now())?;
+        }
+        Ok(added)
+    }
+
+    fn record_snapshot(&self, blob: &SnapshotBlob, blob_id: &[u8; 32]) -> Result<i64, BackupError> {
+        let c = self.writer()?;
+        let root = hex::decode(&blob.root).unwrap_or_default();
+        c.execute(
+            "INSERT INTO backup_snapshots (blob, source, time, root, files, bytes, added, duration_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                &blob_id[..],
+                blob.source,
+                blob.time,
+                root,
+                blob.files as i64,
+                blob.bytes as i64,
+                blob.added as i64,
+                blob.duration_ms as i64
+            ],
+        )?;
+        Ok(c.last_insert_rowid())
+    }
+}
+
+struct Walker<'a> {
+    repo: &'a Repo,
+    conn: &'a Connection,
+    raw_tx: SyncSender<Raw>,
+    stored_tx: SyncSender<Stored>,
+    /// Chunk ids sent during this run, so repeats are not looked up twice.
+    seen: HashSet<[u8; 32]>,
+    /// First path of each multiply-linked inode met in this snapshot.
+    hardlinks: HashMap<(u64, u64), Vec<u8>>,
+    warnings: Vec<String>,
+    files: u64,
+    bytes: u64,
+}
+
+/// The pipeline stopped early; the packer's error says why.
+fn closed() -> BackupError {
+    BackupError::Crypto("the backup pipeline stopped".into())
+}
+
+impl Walker<'_> {
+    fn known(&mut self, id: &[u8; 32]) -> Result<bool, BackupError> {
+        if self.seen.contains(id) {
+            return Ok(true);
+        }
+        let indexed = self
+            .conn
+            .query_row(
+                "SELECT 1 FROM backup_chunks WHERE id = ?1",
+                params![&id[..]],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        self.seen.insert(*id);
+        Ok(indexed)
+    }
+
+    fn send(&mut self, id: [u8; 32], kind: Kind, data: Vec<u8>) -> Result<(), BackupError> {
+        if !self.known(&id)? {
+            self.raw_tx
+                .send(Raw { id, kind, data })
+                .map_err(|_| closed())?;
+        }
+        Ok(())
+    }
+
+    fn put_tree(&mut self, tree: &Tree) -> Result<[u8; 32], BackupError> {
+        let json = tree.to_bytes();
+        let id = self.repo.keys.chunk_id(&json);
+        if !self.known(&id)? {
+            let cache = zstd::bulk::compress(&json, ZSTD_LEVEL).unwrap_or_else(|_| json.clone());
+            let mut stored = compress(Raw {
+                id,
+                kind: Kind::Tree,
+                data: json,
+            });
+            stored.tree_cache = Some(cache);
+            self.stored_tx.send(stored).map_err(|_| closed())?;
+        }
+        Ok(id)
+    }
+
+    fn warn(&mut self, path: &Path, what: impl std::fmt::Display) {
+        let msg = format!("{}: {what}", path.display());
+        log::warn!("backup: {msg}");
+        self.warnings.push(msg);
+    }
+
+    fn dir(
+        &mut self,
+        path: &Path,
+        rel: &mut Vec<OsString>,
+        parent: Option<&Tree>,
+    ) -> Result<[u8; 32], BackupError> {
+        let mut names: Vec<OsString> = match std::fs::read_dir(path) {
+            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
+            Err(e) => {
+                self.warn(path, format!("cannot list this folder, skipped ({e})"));
+                vec![]
+            }
+        };
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let mut tree = Tree::default();
+        for name in names {
+            let p = path.join(&name);
+            if p == self.repo.dir {
+                continue; // never back up the backup
+            }
+            let md = match std::fs::symlink_metadata(&p) {
+                Ok(md) => md,
+                Err(e) => {
+                    self.warn(&p, format!("skipped ({e})"));
+                    continue;
+                }
+            };
+            let prev = parent.and_then(|t| t.find(&name));
+            rel.push(name.clone());
+            let kind = self.node(&p, &md, rel, prev);
+            rel.pop();
+            let kind = match kind {
+                Ok(Some(k)) => k,
+                Ok(None) => continue,
+                Err(BackupError::Io { path, source }) => {
+                    self.warn(&path, format!("skipped ({source})"));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let mut node = Node {
+                name: None,
+                name_hex: None,
+                kind,
+                mode: md.mode() & 0o7777,
+                mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+                ctime_ns: md.ctime() * 1_000_000_000 + md.ctime_nsec(),
+                ino: md.ino(),
+            };
+            node.set_name(&name);
+            tree.entries.push(node);
+        }
+        self.put_tree(&tree)
+    }
+
+    fn node(
+        &mut self,
+        p: &Path,
+        md: &Metadata,
+        rel: &mut Vec<OsString>,
+        prev: Option<&Node>,
+    ) -> Result<Option<NodeKind>, BackupError> {
+        let ft = md.file_type();
+        if ft.is_dir() {
+            let sub = match prev.map(|n| &n.kind) {
+                Some(NodeKind::Dir { tree }) => self.repo.tree(self.conn, tree).ok(),
+                _ => None,
+            };
+            let id = self.dir(p, rel, sub.as_ref())?;
+            return Ok(Some(NodeKind::Dir {
+                tree: hex::encode(id),
+            }));
+        }
+        if ft.is_symlink() {
+            let target = std::fs::read_link(p).at(p)?;
+            let (target, target_hex) = encode(target.as_os_str().as_bytes());
+            return Ok(Some(NodeKind::Symlink { target, target_hex }));
+        }
+        if !ft.is_file() {
+            self.warn(p, "skipped: not a regular file, folder or symlink");
+            return Ok(None);
+        }
+        let rel_path = rel
+            .iter()
+            .map(|c| c.as_bytes())
+            .collect::<Vec<_>>()
+            .join(&b'/');
+        if md.nlink() > 1 {
+            let key = (md.dev(), md.ino());
+            if let Some(first) = self.hardlinks.get(&key) {
+                let (link, link_hex) = encode(first);
+                return Ok(Some(NodeKind::Hardlink { link, link_hex }));
+            }
+            self.hardlinks.insert(key, rel_path);
+        }
+        self.file(p, md, prev).map(Some)
+    }
+
+    fn file(
+        &mut self,
+        p: &Path,
+        md: &Metadata,
+        prev: Option<&Node>,
+    ) -> Result<NodeKind, BackupError> {
+        if let Some(prev) = prev
+            && let NodeKind::File { size, .. } = &prev.kind
+            && *size == md.size()
+            && prev.mtime_ns == md.mtime() * 1_000_000_000 + md.mtime_nsec()
+            && prev.ctime_ns == md.ctime() * 1_000_000_000 + md.ctime_nsec()
+            && prev.ino == md.ino()
+        {
+            self.files += 1;
+            self.bytes += size;
+            return Ok(prev.kind.clone());
+        }
+        let mut attempt = 0;
+        loop {
+            let f = File::open(p).at(p)?;
+            let before = f.metadata().at(p)?;
+            let mut chunks = vec![];
+            let mut size = 0u64;
+            let cdc = fastcdc::v2020::StreamCDC::with_level_and_seed(
+                f,
+                CHUNK_MIN,
+                CHUNK_AVG,
+                CHUNK_MAX,
+                fastcdc::v2020::Normalization::Level1,
+                self.repo.keys.gear_seed,
+            );
+            for chunk in cdc {
+                let chunk = chunk.map_err(|e| BackupError::Io {
+                    path: p.to_path_buf(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+                let id = self.repo.keys.chunk_id(&chunk.data);
+                size += chunk.data.len() as u64;
+                chunks.push(hex::encode(id));
+                self.send(id, Kind::Data, chunk.data)?;
+            }
+            let after = std::fs::symlink_metadata(p).at(p)?;
+            let steady = after.size() == size
+                && after.mtime() == before.mtime()
+                && after.mtime_nsec() == before.mtime_nsec();
+            if steady || attempt == 2 {
+                if !steady {
+                    self.warn(p, "kept changing while being read; stored as last read");
+                }
+                self.files += 1;
+                self.bytes += size;
+                return Ok(NodeKind::File { size, chunks });
+            }
+            attempt += 1;
+        }
+    }
+}
+
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,194 @@
+//! Checking a repository, and naming what any damage affects.
+
+use std::collections::HashSet;
+
+use hearth_store::rusqlite::params;
+
+use crate::{
+    Repo,
+    error::BackupError,
+    pack::{PackReader, hash_file, pack_path},
+    run::now,
+    tree::NodeKind,
+};
+
+/// How thoroughly to check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifyMode {
+    /// Every pack exists with the size the index records.
+    Structure,
+    /// Every pack is read, decrypted and every chunk's hash checked.
+    ReadData,
+    /// Like `ReadData`, for this percentage of packs, least recently
+    /// verified first, so repeated runs rotate through the repository.
+    Sample(u8),
+}
+
+/// One damaged or missing pack and the files it takes with it.
+#[derive(Debug, serde::Serialize)]
+pub struct Damage {
+    pub pack: String,
+    pub reason: String,
+    /// (snapshot id, path inside that snapshot's folder).
+    pub affected: Vec<(i64, String)>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct VerifyReport {
+    pub packs: usize,
+    pub checked: usize,
+    pub damage: Vec<Damage>,
+}
+
+impl Repo {
+    pub fn verify(&self, mode: VerifyMode) -> Result<VerifyReport, BackupError> {
+        let c = self.reader()?;
+        let mut stmt =
+            c.prepare("SELECT name, size FROM backup_packs ORDER BY verified_at, name")?;
+        let packs: Vec<(String, u64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+            .collect::<Result<_, _>>()?;
+        let take = match mode {
+            VerifyMode::Sample(pct) => (packs.len() * usize::from(pct.min(100))).div_ceil(100),
+            _ => packs.len(),
+        };
+        let mut damage = vec![];
+        let mut verified = vec![];
+        for (name, size) in packs.iter().take(take) {
+            let result = match mode {
+                VerifyMode::Structure => self.check_size(name, *size),
+                _ => self.check_data(name),
+            };
+            match result {
+                Ok(()) => verified.push(name.clone()),
+                Err(reason) => damage.push(Damage {
+                    pack: name.clone(),
+                    reason,
+                    affected: vec![],
+                }),
+            }
+        }
+        if mode != VerifyMode::Structure && !verified.is_empty() {
+            let mut w = self.writer()?;
+            let tx = w.transaction()?;
+            for name in &verified {
+                tx.execute(
+                    "UPDATE backup_packs SET verified_at = ?2 WHERE name = ?1",
+                    params![name, now()],
+                )?;
+            }
+            tx.commit()?;
+        }
+        for d in &mut damage {
+            d.affected = self.affected_by(&d.pack)?;
+        }
+        Ok(VerifyReport {
+            packs: packs.len(),
+            checked: take,
+            damage,
+        })
+    }
+
+    fn check_size(&self, name: &str, size: u64) -> Result<(), String> {
+        match std::fs::metadata(pack_path(&self.dir, name)) {
+            Ok(m) if m.len() == size => Ok(()),
+            Ok(m) => Err(format!("size {} where the index says {size}", m.len())),
+            Err(_) => Err("missing".into()),
+        }
+    }
+
+    fn check_data(&self, name: &str) -> Result<(), String> {
+        let path = pack_path(&self.dir, name);
+        if !path.exists() {
+            return Err("missing".into());
+        }
+        let (cipher, _) = hash_file(&path, &self.keys).map_err(reason)?;
+        if cipher.to_hex().as_str() != name {
+            return Err("its contents no longer match its name (bit rot or tampering)".into());
+        }
+        let mut reader = PackReader::open(&self.dir, name, &self.keys).map_err(reason)?;
+        let table = reader.table().map_err(reason)?;
+        for e in &table {
+            let stored = reader.read_at(e.offset, e.length).map_err(reason)?;
+            let plain = if e.zstd {
+                zstd::decode_all(&stored[..])
+                    .map_err(|e| format!("a chunk does not decompress: {e}"))?
+            } else {
+                stored
+            };
+            if self.keys.chunk_id(&plain) != e.id {
+                return Err(format!(
+                    "chunk {} does not match its hash",
+                    hex::encode(e.id)
+                ));
+            }
+        }
+        let in_table: HashSet<[u8; 32]> = table.iter().map(|e| e.id).collect();
+        let c = self.reader().map_err(reason)?;
+        let mut stmt = c
+            .prepare("SELECT id FROM backup_chunks WHERE pack = ?1")
+            .map_err(|e| e.to_string())?;
+        let indexed: Vec<Vec<u8>> = stmt
+            .query_map([name], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| e.to_string())?;
+        if let Some(lost) = indexed
+            .iter()
+            .find(|id| !in_table.iter().any(|t| &t[..] == id.as_slice()))
+        {
+            return Err(format!(
+                "chunk {} is indexed here but not in the pack",
+                hex::encode(lost)
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every file, in every snapshot, that needs a chunk from `pack`.
+    fn affected_by(&self, pack: &str) -> Result<Vec<(i64, String)>, BackupError> {
+        let c = self.reader()?;
+        let mut stmt = c.prepare("SELECT hex(id) FROM backup_chunks WHERE pack = ?1")?;
+        let lost: HashSet<String> = stmt
+            .query_map([pack], |r| r.get::<_, String>(0).map(|h| h.to_lowercase()))?
+            .collect::<Result<_, _>>()?;
+        let mut out = vec![];
+        for snap in self.snapshots()? {
+            let mut stack = vec![(snap.root.clone(), String::new())];
+            let mut seen = HashSet::new();
+            while let Some((id, prefix)) = stack.pop() {
+                if !seen.insert(id.clone()) && prefix.is_empty() {
+                    continue;
+                }
+                let Ok(tree) = self.tree(&c, &id) else {
+                    out.push((snap.id, format!("{prefix}/ (its listing is lost)")));
+                    continue;
+                };
+                for node in &tree.entries {
+                    let path = if prefix.is_empty() {
+                        node.display_name()
+                    } else {
+                        format!("{prefix}/{}", node.display_name())
+                    };
+                    match &node.kind {
+                        NodeKind::Dir { tree } => stack.push((tree.clone(), path)),
+                        NodeKind::File { chunks, .. }
+                            if chunks.iter().any(|h| lost.contains(h)) =>
+                        {
+                            out.push((snap.id, path));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn reason(e: BackupError) -> String {
+    match e {
+        BackupError::BadPack { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,476 @@
+//! The backup engine through the real binary: round trips, recovery with
+//! Debian's age/zstd/sqlite3 only, corruption, and bad input.
+
+use std::{
+    collections::HashMap,
+    fs,
+    os::unix::{
+        ffi::OsStrExt,
+        fs::{MetadataExt, PermissionsExt, symlink},
+    },
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, SystemTime},
+};
+
+use crate::util::run_hearth;
+
+const PASSPHRASE: &str = "a long recovery passphrase";
+
+/// A data directory with an initialised repository.
+struct Lab {
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let lab = Lab::bare();
+        fs::write(lab.path("pp"), format!("{PASSPHRASE}\n")).unwrap();
+        let pp = lab.path("pp");
+        let (code, _, err) = lab.hearth(&["init", "--passphrase-file", pp.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        lab
+    }
+
+    fn bare() -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("hearth.toml"), "").unwrap();
+        Lab { dir }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.path("data")
+    }
+
+    /// `hearth backup --data DATA ARGS...`
+    fn hearth(&self, args: &[&str]) -> (i32, String, String) {
+        let cfg = self.path("hearth.toml");
+        let data = self.data();
+        let mut all = vec![
+            "--config",
+            cfg.to_str().unwrap(),
+            "backup",
+            "--data",
+            data.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        run_hearth(&all, &[])
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.hearth(args);
+        assert_eq!(code, 0, "hearth backup {args:?}: {err}");
+        out
+    }
+
+    fn sql(&self, query: &str) -> String {
+        let out = Command::new("sqlite3")
+            .arg(self.data().join("hearth.db"))
+            .arg(query)
+            .output()
+            .expect("sqlite3 is installed by the README's test command");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), incompressible enough.
+fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        out.extend_from_slice(&seed.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn set_mtime(path: &Path, secs: u64, nanos: u32) {
+    let t = SystemTime::UNIX_EPOCH + Duration::new(secs, nanos);
+    fs::File::open(path)
+        .unwrap()
+        .set_times(fs::FileTimes::new().set_modified(t))
+        .unwrap();
+}
+
+/// A folder with every kind of thing a backup must carry.
+fn awkward_tree(root: &Path) {
+    fs::create_dir_all(root.join("sub/inner")).unwrap();
+    fs::create_dir(root.join("empty_dir")).unwrap();
+    fs::write(root.join("plain.txt"), "hello, hearth\n".repeat(5000)).unwrap();
+    fs::set_permissions(root.join("plain.txt"), fs::Permissions::from_mode(0o640)).unwrap();
+    fs::write(root.join("empty"), b"").unwrap();
+    fs::write(root.join("big.bin"), noise(12 << 20, 7)).unwrap();
+    fs::write(root.join("run.sh"), "#!/bin/sh\necho hi\n").unwrap();
+    fs::set_permissions(root.join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    // Not UTF-8, and as long as a name may be.
+    let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9 \xff.txt");
+    fs::write(root.join(latin1), b"latin-1 name").unwrap();
+    fs::write(root.join("L".repeat(255)), b"long name").unwrap();
+    // Deep nesting.
+    let mut deep = root.join("deep");
+    for i in 0..60 {
+        deep = deep.join(format!("level{i:02}"));
+    }
+    fs::create_dir_all(&deep).unwrap();
+    fs::write(deep.join("bottom.txt"), b"at the bottom").unwrap();
+    // Links: good, dangling, hard.
+    symlink("plain.txt", root.join("link")).unwrap();
+    symlink("nowhere/at/all", root.join("dangling")).unwrap();
+    fs::write(root.join("hard_a"), b"one inode, two names").unwrap();
+    fs::hard_link(root.join("hard_a"), root.join("sub/inner/hard_b")).unwrap();
+    // Sparse: 40 MiB with 3 bytes of data in the middle.
+    let sparse = fs::File::create(root.join("sparse")).unwrap();
+    sparse.set_len(40 << 20).unwrap();
+    use std::os::unix::fs::FileExt;
+    sparse.write_at(b"hi!", 20 << 20).unwrap();
+    // Precise times, set last (writing inside a folder changes its mtime).
+    set_mtime(&root.join("plain.txt"), 1_600_000_000, 123_456_789);
+    set_mtime(&root.join("big.bin"), 1_500_000_000, 1);
+    set_mtime(&root.join("sub/inner"), 1_400_000_000, 999_999_999);
+    set_mtime(&root.join("sub"), 1_300_000_000, 5);
+}
+
+/// Asserts two trees are the same to a person and to `stat`: names, kinds,
+/// contents, modes, mtimes to the nanosecond, link targets, hardlink groups.
+fn assert_same_tree(a: &Path, b: &Path) {
+    let mut links_a: HashMap<u64, PathBuf> = HashMap::new();
+    let mut pairs: Vec<(u64, u64)> = vec![];
+    compare_dir(a, b, Path::new(""), &mut links_a, &mut pairs);
+    // Every hardlink group in `a` is one inode in `b`.
+    let mut map: HashMap<u64, u64> = HashMap::new();
+    for (ia, ib) in pairs {
+        assert_eq!(*map.entry(ia).or_insert(ib), ib, "hardlink group split");
+    }
+}
+
+fn compare_dir(
+    a: &Path,
+    b: &Path,
+    rel: &Path,
+    links: &mut HashMap<u64, PathBuf>,
+    pairs: &mut Vec<(u64, u64)>,
+) {
+    let names = |p: &Path| {
+        let mut v: Vec<_> = fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(a), names(b), "entries of {}", rel.display());
+    for name in names(a) {
+        let (pa, pb, r) = (a.join(&name), b.join(&name), rel.join(&name));
+        let (ma, mb) = (
+            fs::symlink_metadata(&pa).unwrap(),
+            fs::symlink_metadata(&pb).unwrap(),
+        );
+        assert_eq!(ma.file_type(), mb.file_type(), "kind of {}", r.display());
+        assert_eq!(
+            (ma.mtime(), ma.mtime_nsec()),
+            (mb.mtime(), mb.mtime_nsec()),
+            "mtime of {}",
+            r.display()
+        );
+        if ma.file_type().is_symlink() {
+            assert_eq!(
+                fs::read_link(&pa).unwrap(),
+                fs::read_link(&pb).unwrap(),
+                "{}",
+                r.display()
+            );
+            continue;
+        }
+        assert_eq!(
+            ma.mode() & 0o7777,
+            mb.mode() & 0o7777,
+            "mode of {}",
+            r.display()
+        );
+        if ma.is_dir() {
+            compare_dir(&pa, &pb, &r, links, pairs);
+        } else {
+            assert_eq!(ma.len(), mb.len(), "size of {}", r.display());
+            assert!(
+                fs::read(&pa).unwrap() == fs::read(&pb).unwrap(),
+                "content of {}",
+                r.display()
+            );
+            if ma.nlink() > 1 {
+                links.insert(ma.ino(), r.clone());
+                pairs.push((ma.ino(), mb.ino()));
+                assert_eq!(ma.nlink(), mb.nlink(), "link count of {}", r.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn round_trip_is_identical_for_awkward_trees() {
+    let lab = Lab::new();
+    let src = lab.path("src");
+    awkward_tree(&src);
+    let out = lab.ok(&["run", src.to_str().unwrap()]);
+    assert!(out.starts_with("snapshot 1 of "), "{out}");
+    let target = lab.path("restored");
+    lab.ok(&["restore", "1", "--target", target.to_str().unwrap()]);
+    assert_same_tree(&src, &target);
+    // Sparse stays sparse: far fewer blocks than bytes.
+    let sparse = fs::metadata(target.join("sparse")).unwrap();
+    assert!(
+        sparse.blocks() * 512 < 1 << 20,
+        "{} blocks",
+        sparse.blocks()
+    );
+
+    // One folder, or one file, alone.
+    let part = lab.path("part");
+    lab.ok(&[
+        "restore",
+        "1",
+        "--target",
+        part.to_str().unwrap(),
+        "--path",
+        "sub/inner",
+    ]);
+    assert_eq!(
+        fs::read(part.join("inner/hard_b")).unwrap(),
+        b"one inode, two names"
+    );
+    let ls = lab.ok(&["ls", "1", "sub"]);
+    assert!(ls.contains("inner"), "{ls}");
+}
+
+#[test]
+fn unchanged_rerun_stores_almost_nothing_and_changes_are_small() {
+    let lab = Lab::new();
+    let src = lab.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("big.bin"), noise(30 << 20, 3)).unwrap();
+    for i in 0..50 {
+        fs::write(
+            src.join(format!("note{i}.txt")),
+            format!("note {i}\n").repeat(100),
+        )
+        .unwrap();
+    }
+    lab.ok(&["run", src.to_str().unwrap()]);
+    lab.ok(&["run", src.to_str().unwrap()]);
+    let added: Vec<i64> = lab
+        .sql("SELECT added FROM backup_snapshots ORDER BY id")
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert!(added[0] > 30 << 20, "first run stores the data: {added:?}");
+    assert!(
+        added[1] < 4096,
+        "an unchanged rerun stores only its snapshot record: {added:?}"
+    );
+    // Change a few bytes in the middle of the big file: only nearby chunks change.
+    let mut data = fs::read(src.join("big.bin")).unwrap();
+    data[15 << 20] ^= 0xff;
+    fs::write(src.join("big.bin"), &data).unwrap();
+    lab.ok(&["run", src.to_str().unwrap()]);
+    let third: i64 = lab
+        .sql("SELECT added FROM backup_snapshots WHERE id = 3")
+        .parse()
+        .unwrap();
+    assert!(
+        third < 10 << 20,
+        "a one-byte change re-stores chunks, not the file: {third}"
+    );
+    let target = lab.path("out");
+    lab.ok(&["restore", "3", "--target", target.to_str().unwrap()]);
+    assert!(fs::read(target.join("big.bin")).unwrap() == data);
+}
+
+/// Opens key.age with Debian's age CLI, typing the passphrase into a pty as
+/// a person would (age reads passphrases only from a terminal).
+fn age_unlock(key_age: &Path, out: &Path) {
+    let mut child = Command::new("script")
+        .args([
+            "-qec",
+            &format!("age -d -o '{}' '{}'", out.display(), key_age.display()),
+            "/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("script(1) from util-linux");
+    use std::io::Write;
+    // age asks once the pty is up; a little patience, then the passphrase.
+    std::thread::sleep(Duration::from_millis(300));
+    writeln!(child.stdin.as_mut().unwrap(), "{PASSPHRASE}").unwrap();
+    assert!(child.wait().unwrap().success(), "age -d key.age");
+}
+
+#[test]
+fn debian_age_decrypts_packs_and_the_recovery_doc_works() {
+    let lab = Lab::new();
+    let src = lab.path("src");
+    awkward_tree(&src);
+    lab.ok(&["run", src.to_str().unwrap()]);
+
+    // The exported identity decrypts a pack with the real age CLI.
+    let key = lab.path("key.txt");
+    fs::write(&key, lab.ok(&["key", "export"])).unwrap();
+    let pack = lab.sql("SELECT name FROM backup_packs ORDER BY rowid LIMIT 1");
+    let pack_path = lab.data().join("repo/packs").join(&pack[..2]).join(&pack);
+    let plain = lab.path("pack.plain");
+    let st = Command::new("age")
+        .args(["-d", "-i"])
+        .arg(&key)
+        .arg("-o")
+        .arg(&plain)
+        .arg(&pack_path)
+        .status()
+        .expect("age is installed by the README's test command");
+    assert!(st.success());
+    let plain = fs::read(&plain).unwrap();
+    assert_eq!(&plain[..4], b"HPK1");
+    assert_eq!(&plain[plain.len() - 4..], b"HPKT");
+    // The peer's check: the file's name is the BLAKE3 of its bytes.
+    assert_eq!(
+        blake3::hash(&fs::read(&pack_path).unwrap())
+            .to_hex()
+            .as_str(),
+        pack
+    );
+
+    // The passphrase path: key.age opened by age, as after losing the device.
+    let unlocked = lab.path("key-from-passphrase.txt");
+    age_unlock(&lab.data().join("repo/key.age"), &unlocked);
+    assert_eq!(fs::read(&unlocked).unwrap(), fs::read(&key).unwrap());
+
+    // docs/recovery.md's script, exactly as printed there.
+    let doc =
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/recovery.md")).unwrap();
+    let script = doc
+        .split("<!-- recovery-script:start -->\n```sh\n")
+        .nth(1)
+        .and_then(|s| s.split("```\n<!-- recovery-script:end -->").next())
+        .expect("the recovery script block in docs/recovery.md");
+    fs::write(lab.path("recover.sh"), script).unwrap();
+    let deep = (0..60)
+        .map(|i| format!("level{i:02}"))
+        .collect::<Vec<_>>()
+        .join("/");
+    for file in [
+        "big.bin",
+        "plain.txt",
+        "empty",
+        "sub/inner/hard_b",
+        &format!("deep/{deep}/bottom.txt"),
+    ] {
+        let out = Command::new("sh")
+            .arg(lab.path("recover.sh"))
+            .arg(lab.data().join("hearth.db"))
+            .arg(lab.data().join("repo"))
+            .arg(&unlocked)
+            .args(["1", file])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let original = fs::read(src.join(file)).unwrap();
+        assert!(out.stdout == original, "{file} recovered by hand differs");
+    }
+}
+
+#[test]
+fn a_flipped_byte_or_missing_pack_is_named_with_the_files_it_affects() {
+    let lab = Lab::new();
+    let src = lab.path("src");
+    fs::create_dir(&src).unwrap();
+    // 20 MiB fills the first pack; the small file lands in the second.
+    fs::write(src.join("big.bin"), noise(20 << 20, 11)).unwrap();
+    fs::write(src.join("small.txt"), b"I must survive").unwrap();
+    lab.ok(&["run", src.to_str().unwrap()]);
+    assert_eq!(
+        lab.ok(&["verify", "--read-data"]).lines().count(),
+        1,
+        "clean repository"
+    );
+
+    let first = lab.sql("SELECT name FROM backup_packs ORDER BY rowid LIMIT 1");
+    let path = lab.data().join("repo/packs").join(&first[..2]).join(&first);
+    let mut bytes = fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    fs::write(&path, &bytes).unwrap();
+
+    let (code, out, _) = lab.hearth(&["verify", "--read-data"]);
+    assert_eq!(code, 1);
+    assert!(out.contains(&format!("pack {first}:")), "{out}");
+    assert!(out.contains("affects snapshot 1: big.bin"), "{out}");
+    assert!(!out.contains("small.txt"), "{out}");
+
+    // Everything else still restores.
+    let target = lab.path("out");
+    let (code, _, err) = lab.hearth(&["restore", "1", "--target", target.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("big.bin") && err.contains(&first), "{err}");
+    assert_eq!(
+        fs::read(target.join("small.txt")).unwrap(),
+        b"I must survive"
+    );
+    assert!(
+        !target.join("big.bin").exists(),
+        "no half-restored file under the real name"
+    );
+
+    // A missing pack is reported the same way, even by the quick check.
+    fs::remove_file(&path).unwrap();
+    let (code, out, _) = lab.hearth(&["verify"]);
+    assert_eq!(code, 1);
+    assert!(out.contains(&format!("pack {first}: missing")), "{out}");
+    assert!(out.contains("affects snapshot 1: big.bin"), "{out}");
+}
+
+#[test]
+fn bad_backup_input_gets_one_clear_line() {
+    let lab = Lab::bare();
+    let src = lab.path("src");
+    fs::create_dir(&src).unwrap();
+    let (code, _, err) = lab.hearth(&["run", src.to_str().unwrap()]);
+    assert_eq!(
+        (code, err.contains("hearth backup init")),
+        (2, true),
+        "{err}"
+    );
+    fs::write(lab.path("short"), "short\n").unwrap();
+    let short = lab.path("short");
+    let (code, _, err) = lab.hearth(&["init", "--passphrase-file", short.to_str().unwrap()]);
+    assert_eq!((code, err.contains("at least 12")), (2, true), "{err}");
+    assert!(
+        !lab.data().join("repo/HEARTH-REPO").exists(),
+        "nothing half-made"
+    );
+
+    let lab = Lab::new();
+    let pp = lab.path("pp");
+    let (code, _, err) = lab.hearth(&["init", "--passphrase-file", pp.to_str().unwrap()]);
+    assert_eq!((code, err.contains("already exists")), (2, true), "{err}");
+    let (code, _, err) = lab.hearth(&["restore", "42", "--target", "/tmp/nowhere-hearth"]);
+    assert_eq!((code, err.contains("no snapshot 42")), (2, true), "{err}");
+    let (code, _, err) = lab.hearth(&["run", lab.path("absent").to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    // A damaged key file is named, not panicked over.
+    fs::write(lab.data().join("backup.key"), "garbage").unwrap();
+    let (code, _, err) = lab.hearth(&["run", src.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("backup.key") && err.contains("damaged"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
