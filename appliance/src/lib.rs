@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn civil_time() {
         assert_eq!(super::time_text(0), "1970-01-01 00:00:00");
-        assert_eq!(super::time_text(1_795_000_000), "2026-11-18 09:46:40");
+        assert_eq!(super::time_text(1_795_000_000), "2026-11-18 11:06:40");
         assert_eq!(super::time_text(951_782_400), "2000-02-29 00:00:00");
     }
 }
