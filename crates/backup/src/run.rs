@@ -82,6 +82,7 @@ impl Repo {
     /// Backs up `source` and records a snapshot of it.
     pub fn backup(&self, source: &Path) -> Result<RunReport, BackupError> {
         let _lock = self.lock()?;
+        self.clear_tmp();
         let started = Instant::now();
         let source = std::fs::canonicalize(source).at(source)?;
         let source_name = source.to_string_lossy().into_owned();
@@ -207,6 +208,21 @@ impl Repo {
             record_pack(&mut writer_conn, &done, &trees, now())?;
         }
         Ok(added)
+    }
+
+    /// Removes packs a killed run left half-written. Safe under the lock:
+    /// nothing else writes to `tmp/`, and nothing ever points into it.
+    fn clear_tmp(&self) {
+        let tmp = self.dir.join("tmp");
+        if let Ok(entries) = std::fs::read_dir(&tmp) {
+            for e in entries.flatten() {
+                log::info!(
+                    "removing an unfinished pack from an interrupted run: {}",
+                    e.path().display()
+                );
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 
     fn record_snapshot(&self, blob: &SnapshotBlob, blob_id: &[u8; 32]) -> Result<i64, BackupError> {
