@@ -46,6 +46,11 @@ build:
 measure: build build-arm64
     scripts/measure
 
+# Backup benchmark: Hearth vs restic and borg on ~1 GiB, one table of ratios.
+bench-backup:
+    scripts/bootstrap bench
+    benches/backup.sh
+
 # Score the systemd unit's hardening (lower is better; CI requires <= 2.9).
 security:
     systemd-analyze security --offline=true --no-pager systemd/hearth.service

@@ -34,10 +34,6 @@ impl<'a> ChunkSource<'a> {
         })
     }
 
-    pub(crate) fn conn(&self) -> &Connection {
-        &self.conn
-    }
-
     pub(crate) fn locate(&self, id: &[u8; 32]) -> Result<Location, BackupError> {
         self.conn
             .query_row(

@@ -1,9 +1,13 @@
 //! Restoring a snapshot, or part of one, into a folder.
 //!
-//! Files are written beside their final name and renamed into place, so a
-//! restore "in place" never leaves a half-written file under a real name.
-//! All-zero chunks become holes, so sparse files stay sparse. One damaged
-//! file does not stop the rest: each failure is recorded by name.
+//! One walker creates folders and symlinks and hands files to a pool of
+//! writers, each with its own index connection and open pack. Creating
+//! files is latency-bound on real file systems, so several writers overlap
+//! even on two cores. Hard links and folder times come last, once every
+//! file exists. Files are written beside their final name and renamed into
+//! place, so a restore "in place" never leaves a half-written file under a
+//! real name. All-zero blocks become holes, so sparse files stay sparse.
+//! One damaged file does not stop the rest: each failure is recorded by name.
 
 use std::{
     collections::HashMap,
@@ -15,6 +19,11 @@ use std::{
         fs::PermissionsExt,
     },
     path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+        mpsc::{Receiver, SyncSender, sync_channel},
+    },
 };
 
 use crate::{
@@ -26,6 +35,8 @@ use crate::{
 
 /// The granularity of holes: a file system block.
 const SPARSE_BLOCK: usize = 4096;
+/// File writers, whatever the core count: they mostly wait on the kernel.
+const WRITERS: usize = 6;
 
 /// What a restore did.
 #[derive(Debug, Default)]
@@ -36,12 +47,44 @@ pub struct RestoreReport {
     pub errors: Vec<String>,
 }
 
-struct Restorer<'a> {
+/// One file for a writer.
+struct FileJob {
+    dest: PathBuf,
+    /// Mode and mtime come from here.
+    node: Node,
+    size: u64,
+    chunks: Vec<String>,
+}
+
+/// What the writers share.
+#[derive(Default)]
+struct Tally {
+    files: AtomicU64,
+    bytes: AtomicU64,
+    errors: Mutex<Vec<String>>,
+}
+
+impl Tally {
+    fn error(&self, path: &Path, e: impl std::fmt::Display) {
+        log::warn!("restore: {}: {e}", path.display());
+        if let Ok(mut errors) = self.errors.lock() {
+            errors.push(format!("{}: {e}", path.display()));
+        }
+    }
+}
+
+struct Walker<'a> {
+    repo: &'a Repo,
     snapshot: &'a Snapshot,
-    src: ChunkSource<'a>,
-    report: RestoreReport,
-    /// Snapshot-relative path of each restored file, for hardlinks.
+    conn: hearth_store::rusqlite::Connection,
+    jobs: SyncSender<FileJob>,
+    tally: Arc<Tally>,
+    /// Snapshot-relative path of each dispatched file, for hard links.
     restored: HashMap<Vec<u8>, PathBuf>,
+    /// Hard links to make once every file exists: (dest, first name).
+    links: Vec<(PathBuf, Vec<u8>)>,
+    /// Folders whose mode and time are set last, deepest first.
+    dirs: Vec<(PathBuf, Node)>,
 }
 
 impl Repo {
@@ -53,80 +96,175 @@ impl Repo {
         path: &str,
         target: &Path,
     ) -> Result<RestoreReport, BackupError> {
-        let mut r = Restorer {
-            snapshot,
-            src: ChunkSource::new(self)?,
-            report: RestoreReport::default(),
-            restored: HashMap::new(),
-        };
         std::fs::create_dir_all(target).at(target)?;
-        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-        match parts.split_last() {
-            None => {
-                let root = self.tree(r.src.conn(), &snapshot.root)?;
-                r.tree(self, &root, target, &mut vec![])?;
+        let tally = Arc::new(Tally::default());
+        let (tx, rx) = sync_channel::<FileJob>(WRITERS * 4);
+        let rx = Arc::new(Mutex::new(rx));
+        let walked = std::thread::scope(|scope| {
+            for _ in 0..WRITERS {
+                let (rx, tally) = (rx.clone(), tally.clone());
+                scope.spawn(move || writer(self, &rx, &tally));
             }
-            Some((last, parents)) => {
-                let tree = self.tree_at(snapshot, &parents.join("/"))?;
-                let node = tree
-                    .find(std::ffi::OsStr::new(last))
-                    .ok_or_else(|| BackupError::NoSuchPath(path.to_string()))?
-                    .clone();
-                let mut rel: Vec<OsString> = parts.iter().map(OsString::from).collect();
-                r.node(self, &node, &target.join(last), &mut rel)?;
+            let mut w = Walker {
+                repo: self,
+                snapshot,
+                conn: self.reader()?,
+                jobs: tx,
+                tally: tally.clone(),
+                restored: HashMap::new(),
+                links: vec![],
+                dirs: vec![],
+            };
+            let result = w.start(path, target);
+            // Closing the queue lets the writers finish; the scope joins them.
+            let Walker {
+                links,
+                dirs,
+                restored,
+                ..
+            } = w;
+            result.map(|()| (links, dirs, restored))
+        });
+        let (links, dirs, restored) = walked?;
+        for (dest, first) in links {
+            let made = match restored.get(&first) {
+                Some(source) => {
+                    remove_existing(&dest);
+                    std::fs::hard_link(source, &dest).at(&dest)
+                }
+                None => Err(BackupError::NoSuchPath(
+                    String::from_utf8_lossy(&first).into_owned(),
+                )),
+            };
+            if let Err(e) = made {
+                tally.error(&dest, e);
+            }
+        }
+        for (dest, node) in &dirs {
+            if let Err(e) = set_meta(dest, node, false) {
+                tally.error(dest, e);
             }
         }
         // One flush for the whole restore instead of an fsync per file.
         if let Ok(dir) = File::open(target) {
             let _ = rustix::fs::syncfs(&dir);
         }
-        Ok(r.report)
+        let errors = tally.errors.lock().map(|e| e.clone()).unwrap_or_default();
+        Ok(RestoreReport {
+            files: tally.files.load(Ordering::Relaxed),
+            bytes: tally.bytes.load(Ordering::Relaxed),
+            errors,
+        })
     }
 }
 
-impl Restorer<'_> {
+/// A writer thread: takes files off the queue until it closes.
+fn writer(repo: &Repo, rx: &Mutex<Receiver<FileJob>>, tally: &Tally) {
+    let mut src = match ChunkSource::new(repo) {
+        Ok(s) => s,
+        Err(e) => {
+            tally.error(&repo.db, e);
+            return;
+        }
+    };
+    loop {
+        let next = rx.lock().map(|r| r.recv());
+        let Ok(Ok(job)) = next else { break };
+        match write_file(&mut src, &job) {
+            Ok(()) => {
+                tally.files.fetch_add(1, Ordering::Relaxed);
+                tally.bytes.fetch_add(job.size, Ordering::Relaxed);
+            }
+            Err(e) => tally.error(&job.dest, e),
+        }
+    }
+}
+
+impl Walker<'_> {
+    fn start(&mut self, path: &str, target: &Path) -> Result<(), BackupError> {
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        match parts.split_last() {
+            None => {
+                let root = self.repo.tree(&self.conn, &self.snapshot.root)?;
+                self.tree(&root, target, &mut vec![])
+            }
+            Some((last, parents)) => {
+                let tree = self.repo.tree_at(self.snapshot, &parents.join("/"))?;
+                let node = tree
+                    .find(std::ffi::OsStr::new(last))
+                    .ok_or_else(|| BackupError::NoSuchPath(path.to_string()))?
+                    .clone();
+                let mut rel: Vec<OsString> = parts.iter().map(OsString::from).collect();
+                self.node(&node, &target.join(last), &mut rel)
+            }
+        }
+    }
+
     fn tree(
         &mut self,
-        repo: &Repo,
         tree: &Tree,
         dir: &Path,
         rel: &mut Vec<OsString>,
     ) -> Result<(), BackupError> {
         for node in &tree.entries {
             let Some(name) = node.os_name() else {
-                self.report.errors.push(format!(
-                    "{}: invalid name in snapshot, skipped",
-                    dir.display()
-                ));
+                self.tally
+                    .error(dir, "an entry with an invalid name was skipped");
                 continue;
             };
             rel.push(name.clone());
-            self.node(repo, node, &dir.join(&name), rel)?;
+            self.node(node, &dir.join(&name), rel)?;
             rel.pop();
         }
         Ok(())
     }
 
+    fn dispatch(
+        &mut self,
+        dest: &Path,
+        node: &Node,
+        size: u64,
+        chunks: &[String],
+    ) -> Result<(), BackupError> {
+        let job = FileJob {
+            dest: dest.to_path_buf(),
+            node: node.clone(),
+            size,
+            chunks: chunks.to_vec(),
+        };
+        self.jobs
+            .send(job)
+            .map_err(|_| BackupError::Crypto("the restore writers stopped".into()))
+    }
+
     fn node(
         &mut self,
-        repo: &Repo,
         node: &Node,
         dest: &Path,
         rel: &mut Vec<OsString>,
     ) -> Result<(), BackupError> {
         let outcome = match &node.kind {
             NodeKind::Dir { tree } => {
-                let sub = repo.tree(self.src.conn(), tree)?;
+                let sub = self.repo.tree(&self.conn, tree)?;
                 match std::fs::create_dir(dest) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dest.is_dir() => {}
                     Err(e) => return Err(e).at(dest),
                 }
-                self.tree(repo, &sub, dest, rel)?;
+                self.tree(&sub, dest, rel)?;
                 // After the children, or writing them would change it again.
-                set_meta(dest, node, false)
+                self.dirs.push((dest.to_path_buf(), node.clone()));
+                Ok(())
             }
-            NodeKind::File { size, chunks } => self.file(dest, node, *size, chunks),
+            NodeKind::File { size, chunks } => {
+                let key = rel
+                    .iter()
+                    .map(|c| c.as_bytes())
+                    .collect::<Vec<_>>()
+                    .join(&b'/');
+                self.restored.insert(key, dest.to_path_buf());
+                return self.dispatch(dest, node, *size, chunks);
+            }
             NodeKind::Symlink { target, target_hex } => {
                 let target = decode(target, target_hex).unwrap_or_default();
                 remove_existing(dest);
@@ -136,36 +274,26 @@ impl Restorer<'_> {
             }
             NodeKind::Hardlink { link, link_hex } => {
                 let link = decode(link, link_hex).unwrap_or_default();
-                match self.restored.get(&link) {
-                    Some(first) => {
-                        remove_existing(dest);
-                        std::fs::hard_link(first, dest).at(dest)
-                    }
+                if self.restored.contains_key(&link) {
+                    self.links.push((dest.to_path_buf(), link));
+                    Ok(())
+                } else {
                     // The first name is outside what is being restored:
                     // restore the content as a file of its own.
-                    None => self.linked_copy(repo, &link, dest),
+                    self.linked_copy(&link, dest)
                 }
             }
         };
-        if let NodeKind::File { .. } = node.kind {
-            let key = rel
-                .iter()
-                .map(|c| c.as_bytes())
-                .collect::<Vec<_>>()
-                .join(&b'/');
-            self.restored.insert(key, dest.to_path_buf());
-        }
         if let Err(e) = outcome {
-            log::warn!("restore: {}: {e}", dest.display());
-            self.report.errors.push(format!("{}: {e}", dest.display()));
+            self.tally.error(dest, e);
         }
         Ok(())
     }
 
-    fn linked_copy(&mut self, repo: &Repo, link: &[u8], dest: &Path) -> Result<(), BackupError> {
+    fn linked_copy(&mut self, link: &[u8], dest: &Path) -> Result<(), BackupError> {
         let text = String::from_utf8_lossy(link).into_owned();
         let (parent, name) = text.rsplit_once('/').unwrap_or(("", &text));
-        let tree = repo.tree_at(self.snapshot, parent)?;
+        let tree = self.repo.tree_at(self.snapshot, parent)?;
         match tree.find(std::ffi::OsStr::new(name)) {
             Some(
                 first @ Node {
@@ -174,57 +302,47 @@ impl Restorer<'_> {
                 },
             ) => {
                 let (first, size, chunks) = (first.clone(), *size, chunks.clone());
-                self.file(dest, &first, size, &chunks)
+                self.dispatch(dest, &first, size, &chunks)
             }
             _ => Err(BackupError::NoSuchPath(text)),
         }
     }
+}
 
-    fn file(
-        &mut self,
-        dest: &Path,
-        node: &Node,
-        size: u64,
-        chunks: &[String],
-    ) -> Result<(), BackupError> {
-        // A short temporary name: the real one may already be 255 bytes.
-        let mut rnd = [0u8; 6];
-        crate::key::random(&mut rnd)?;
-        let tmp = dest.with_file_name(format!(".hearth-restore-{}", hex::encode(rnd)));
-        let result = (|| {
-            let mut f = File::create(&tmp).at(&tmp)?;
-            for hex_id in chunks {
-                let id: [u8; 32] = hex::decode(hex_id)
-                    .ok()
-                    .and_then(|v| v.try_into().ok())
-                    .ok_or_else(|| BackupError::MissingChunk(hex_id.clone()))?;
-                let data = self.src.get(&id)?;
-                // Zero blocks become holes, so sparse files stay sparse.
-                for block in data.chunks(SPARSE_BLOCK) {
-                    if block.iter().all(|b| *b == 0) {
-                        f.seek(SeekFrom::Current(block.len() as i64)).at(&tmp)?;
-                    } else {
-                        f.write_all(block).at(&tmp)?;
-                    }
+/// Writes one file beside its final name, then renames it into place.
+fn write_file(src: &mut ChunkSource<'_>, job: &FileJob) -> Result<(), BackupError> {
+    // A short temporary name: the real one may already be 255 bytes.
+    let mut rnd = [0u8; 6];
+    crate::key::random(&mut rnd)?;
+    let tmp = job
+        .dest
+        .with_file_name(format!(".hearth-restore-{}", hex::encode(rnd)));
+    let result = (|| {
+        let mut f = File::create(&tmp).at(&tmp)?;
+        for hex_id in &job.chunks {
+            let id: [u8; 32] = hex::decode(hex_id)
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| BackupError::MissingChunk(hex_id.clone()))?;
+            let data = src.get(&id)?;
+            // Zero blocks become holes, so sparse files stay sparse.
+            for block in data.chunks(SPARSE_BLOCK) {
+                if block.iter().all(|b| *b == 0) {
+                    f.seek(SeekFrom::Current(block.len() as i64)).at(&tmp)?;
+                } else {
+                    f.write_all(block).at(&tmp)?;
                 }
             }
-            f.set_len(size).at(&tmp)?;
-            drop(f);
-            set_meta(&tmp, node, false)?;
-            std::fs::rename(&tmp, dest).at(dest)
-        })();
-        match result {
-            Ok(()) => {
-                self.report.files += 1;
-                self.report.bytes += size;
-                Ok(())
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(e)
-            }
         }
+        f.set_len(job.size).at(&tmp)?;
+        drop(f);
+        set_meta(&tmp, &job.node, false)?;
+        std::fs::rename(&tmp, &job.dest).at(&job.dest)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
+    result
 }
 
 fn remove_existing(path: &Path) {

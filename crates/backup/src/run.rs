@@ -56,25 +56,48 @@ struct Raw {
     data: Vec<u8>,
 }
 
-fn compress(raw: Raw) -> Stored {
-    let raw_length = raw.data.len();
-    match zstd::bulk::compress(&raw.data, ZSTD_LEVEL) {
-        Ok(c) if c.len() < raw.data.len() => Stored {
+/// Compresses with one reusable zstd context: creating a level-3 context
+/// allocates its tables afresh, which dominates for small chunks.
+struct Squeezer {
+    zstd: Option<zstd::bulk::Compressor<'static>>,
+}
+
+/// Large chunks whose first 64 KiB does not shrink by 3% are stored raw:
+/// compressing incompressible data costs a core and saves nothing.
+const PROBE: usize = 64 * 1024;
+
+impl Squeezer {
+    fn new() -> Squeezer {
+        Squeezer {
+            zstd: zstd::bulk::Compressor::new(ZSTD_LEVEL).ok(),
+        }
+    }
+
+    fn shrink(&mut self, data: &[u8]) -> Option<Vec<u8>> {
+        let z = self.zstd.as_mut()?;
+        if data.len() > 2 * PROBE {
+            let probe = z.compress(&data[..PROBE]).ok()?;
+            if probe.len() * 100 > PROBE * 97 {
+                return None;
+            }
+        }
+        z.compress(data).ok().filter(|c| c.len() < data.len())
+    }
+
+    fn compress(&mut self, raw: Raw) -> Stored {
+        let raw_length = raw.data.len();
+        let (bytes, zstd) = match self.shrink(&raw.data) {
+            Some(c) => (c, true),
+            None => (raw.data, false),
+        };
+        Stored {
             id: raw.id,
             kind: raw.kind,
-            bytes: c,
-            zstd: true,
+            bytes,
+            zstd,
             raw_length,
             tree_cache: None,
-        },
-        _ => Stored {
-            id: raw.id,
-            kind: raw.kind,
-            bytes: raw.data,
-            zstd: false,
-            raw_length,
-            tree_cache: None,
-        },
+        }
     }
 }
 
@@ -104,10 +127,11 @@ impl Repo {
                 let rx = raw_rx.clone();
                 let tx = stored_tx.clone();
                 scope.spawn(move || {
+                    let mut squeezer = Squeezer::new();
                     loop {
                         let next = rx.lock().map(|r| r.recv());
                         let Ok(Ok(raw)) = next else { break };
-                        if tx.send(compress(raw)).is_err() {
+                        if tx.send(squeezer.compress(raw)).is_err() {
                             break;
                         }
                     }
@@ -117,6 +141,7 @@ impl Repo {
 
             let mut walker = Walker {
                 repo: self,
+                squeezer: Squeezer::new(),
                 conn: &conn,
                 raw_tx,
                 stored_tx,
@@ -175,39 +200,60 @@ impl Repo {
         })
     }
 
-    /// The packer: fills packs, finishes each one (fsync, verify, rename),
-    /// then records it in the index. Returns the stored bytes added.
+    /// The packer: fills packs and hands each full one to a finisher
+    /// thread, which fsyncs, verifies, renames and indexes it while the next
+    /// pack fills. Returns the stored bytes added.
     fn pack_loop(&self, rx: Receiver<Stored>) -> Result<u64, BackupError> {
-        let mut writer_conn = self.writer()?;
-        let mut pack: Option<PackWriter> = None;
-        let mut trees: Vec<([u8; 32], Vec<u8>)> = vec![];
-        let mut added = 0u64;
-        let mut in_run = HashSet::new();
-        for s in rx {
-            if !in_run.insert(s.id) {
-                continue;
-            }
-            let p = match pack.as_mut() {
-                Some(p) => p,
-                None => pack.insert(PackWriter::create(&self.dir, &self.keys)?),
-            };
-            p.add(s.id, s.kind, &s.bytes, s.zstd, s.raw_length)?;
-            added += s.bytes.len() as u64;
-            if let Some(cache) = s.tree_cache {
-                trees.push((s.id, cache));
-            }
-            if p.len() >= PACK_TARGET
-                && let Some(full) = pack.take()
-            {
-                let done = full.finish(&self.dir, &self.keys)?;
-                record_pack(&mut writer_conn, &done, &std::mem::take(&mut trees), now())?;
-            }
-        }
-        if let Some(last) = pack.take().filter(|p| !p.is_empty()) {
-            let done = last.finish(&self.dir, &self.keys)?;
-            record_pack(&mut writer_conn, &done, &trees, now())?;
-        }
-        Ok(added)
+        type Full = (PackWriter, Vec<([u8; 32], Vec<u8>)>);
+        let (fin_tx, fin_rx) = sync_channel::<Full>(1);
+        std::thread::scope(|scope| {
+            let finisher = scope.spawn(move || -> Result<(), BackupError> {
+                let mut conn = self.writer()?;
+                for (pack, trees) in fin_rx {
+                    let done = pack.finish(&self.dir, &self.keys)?;
+                    record_pack(&mut conn, &done, &trees, now())?;
+                }
+                Ok(())
+            });
+            let packed = (|| {
+                let mut pack: Option<PackWriter> = None;
+                let mut trees = vec![];
+                let mut added = 0u64;
+                let mut in_run = HashSet::new();
+                for s in rx {
+                    if !in_run.insert(s.id) {
+                        continue;
+                    }
+                    let p = match pack.as_mut() {
+                        Some(p) => p,
+                        None => pack.insert(PackWriter::create(&self.dir, &self.keys)?),
+                    };
+                    p.add(s.id, s.kind, &s.bytes, s.zstd, s.raw_length)?;
+                    added += s.bytes.len() as u64;
+                    if let Some(cache) = s.tree_cache {
+                        trees.push((s.id, cache));
+                    }
+                    if p.len() >= PACK_TARGET
+                        && let Some(full) = pack.take()
+                    {
+                        fin_tx
+                            .send((full, std::mem::take(&mut trees)))
+                            .map_err(|_| closed())?;
+                    }
+                }
+                if let Some(last) = pack.take().filter(|p| !p.is_empty()) {
+                    fin_tx.send((last, trees)).map_err(|_| closed())?;
+                }
+                Ok(added)
+            })();
+            drop(fin_tx);
+            let finished = finisher
+                .join()
+                .unwrap_or_else(|_| Err(BackupError::Crypto("the pack finisher panicked".into())));
+            // The finisher's error is the cause of a failed hand-over.
+            finished?;
+            packed
+        })
     }
 
     /// Removes packs a killed run left half-written. Safe under the lock:
@@ -248,6 +294,8 @@ impl Repo {
 
 struct Walker<'a> {
     repo: &'a Repo,
+    /// For tree blobs, which the walker compresses itself.
+    squeezer: Squeezer,
     conn: &'a Connection,
     raw_tx: SyncSender<Raw>,
     stored_tx: SyncSender<Stored>,
@@ -297,7 +345,7 @@ impl Walker<'_> {
         let id = self.repo.keys.chunk_id(&json);
         if !self.known(&id)? {
             let cache = zstd::bulk::compress(&json, ZSTD_LEVEL).unwrap_or_else(|_| json.clone());
-            let mut stored = compress(Raw {
+            let mut stored = self.squeezer.compress(Raw {
                 id,
                 kind: Kind::Tree,
                 data: json,
@@ -433,26 +481,7 @@ impl Walker<'_> {
         loop {
             let f = File::open(p).at(p)?;
             let before = f.metadata().at(p)?;
-            let mut chunks = vec![];
-            let mut size = 0u64;
-            let cdc = fastcdc::v2020::StreamCDC::with_level_and_seed(
-                f,
-                CHUNK_MIN,
-                CHUNK_AVG,
-                CHUNK_MAX,
-                fastcdc::v2020::Normalization::Level1,
-                self.repo.keys.gear_seed,
-            );
-            for chunk in cdc {
-                let chunk = chunk.map_err(|e| BackupError::Io {
-                    path: p.to_path_buf(),
-                    source: std::io::Error::other(e.to_string()),
-                })?;
-                let id = self.repo.keys.chunk_id(&chunk.data);
-                size += chunk.data.len() as u64;
-                chunks.push(hex::encode(id));
-                self.send(id, Kind::Data, chunk.data)?;
-            }
+            let (size, chunks) = self.read_chunks(p, f, before.len())?;
             let after = std::fs::symlink_metadata(p).at(p)?;
             let steady = after.size() == size
                 && after.mtime() == before.mtime()
@@ -467,6 +496,82 @@ impl Walker<'_> {
             }
             attempt += 1;
         }
+    }
+}
+
+impl Walker<'_> {
+    /// Reads and chunks one open file, sending new chunks on. Files up to
+    /// the maximum chunk size are read whole into an exactly sized buffer:
+    /// the streaming chunker allocates a zeroed 8 MiB buffer per file, which
+    /// for many small files costs more than everything else together.
+    fn read_chunks(
+        &mut self,
+        p: &Path,
+        mut f: File,
+        len_hint: u64,
+    ) -> Result<(u64, Vec<String>), BackupError> {
+        let mut chunks = vec![];
+        let mut size = 0u64;
+        if len_hint <= CHUNK_MAX as u64 {
+            use std::io::Read;
+            let mut data = Vec::with_capacity(len_hint as usize + 1);
+            f.read_to_end(&mut data).at(p)?;
+            if data.len() <= CHUNK_MAX {
+                size = data.len() as u64;
+                let cuts: Vec<(usize, usize)> = if data.len() < CHUNK_MIN {
+                    vec![(0, data.len())]
+                        .into_iter()
+                        .filter(|(_, l)| *l > 0)
+                        .collect()
+                } else {
+                    fastcdc::v2020::FastCDC::with_level_and_seed(
+                        &data,
+                        CHUNK_MIN,
+                        CHUNK_AVG,
+                        CHUNK_MAX,
+                        fastcdc::v2020::Normalization::Level1,
+                        self.repo.keys.gear_seed,
+                    )
+                    .map(|c| (c.offset, c.length))
+                    .collect()
+                };
+                if cuts.len() == 1 {
+                    let id = self.repo.keys.chunk_id(&data);
+                    chunks.push(hex::encode(id));
+                    self.send(id, Kind::Data, data)?;
+                } else {
+                    for (offset, length) in cuts {
+                        let piece = &data[offset..offset + length];
+                        let id = self.repo.keys.chunk_id(piece);
+                        chunks.push(hex::encode(id));
+                        self.send(id, Kind::Data, piece.to_vec())?;
+                    }
+                }
+                return Ok((size, chunks));
+            }
+            // It grew past the limit while being read: stream it instead.
+            use std::io::Seek;
+            f.seek(std::io::SeekFrom::Start(0)).at(p)?;
+        }
+        let cdc = fastcdc::v2020::StreamCDC::with_level_and_seed(
+            f,
+            CHUNK_MIN,
+            CHUNK_AVG,
+            CHUNK_MAX,
+            fastcdc::v2020::Normalization::Level1,
+            self.repo.keys.gear_seed,
+        );
+        for chunk in cdc {
+            let chunk = chunk.map_err(|e| BackupError::Io {
+                path: p.to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            let id = self.repo.keys.chunk_id(&chunk.data);
+            size += chunk.data.len() as u64;
+            chunks.push(hex::encode(id));
+            self.send(id, Kind::Data, chunk.data)?;
+        }
+        Ok((size, chunks))
     }
 }
 
