@@ -60,6 +60,7 @@ find "$data" -type f -exec cat {} + > /dev/null
 export RESTIC_PASSWORD=bench-passphrase BORG_PASSPHRASE=bench-passphrase
 export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 rm -rf "$work/hearth" "$work/restic" "$work/borg" "$work/restore"
+sync
 mkdir -p "$work/hearth" "$work/restore"
 echo "bench-passphrase-long" > "$work/pp"
 printf '' > "$work/hearth.toml"
@@ -99,9 +100,15 @@ PY
 echo "bench: reruns after a 1% change" >&2; run_all changed
 
 echo "bench: restores" >&2
+# File creation on a VM disk swings with writeback of earlier deletions, so
+# every tool restores onto a settled disk: sync, then a pause.
+settle() { sync; sleep "${BENCH_SETTLE:-10}"; }
+settle
 snap=$(H list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
 timed hearth-restore "$hearth" --config "$work/hearth.toml" backup --data "$work/hearth" restore "$snap" --target "$work/restore/hearth"
+settle
 timed restic-restore restic --repo "$work/restic" restore latest --target "$work/restore/restic"
+settle
 mkdir -p "$work/restore/borg"
 (cd "$work/restore/borg" && timed borg-restore borg extract "$work/borg::run3")
 diff -r "$data" "$work/restore/hearth" >/dev/null && echo "bench: hearth restore identical" >&2

@@ -15,6 +15,7 @@ pub(crate) struct Location {
     pub zstd: bool,
     pub offset: u64,
     pub length: u32,
+    pub raw_length: u32,
 }
 
 /// Fetches and checks chunks, keeping the last pack open because
@@ -23,6 +24,9 @@ pub(crate) struct ChunkSource<'a> {
     repo: &'a Repo,
     conn: Connection,
     open: Option<(String, PackReader)>,
+    /// One decompression context, reused: making one per chunk costs more
+    /// than decompressing a small chunk.
+    unzstd: Option<zstd::bulk::Decompressor<'static>>,
 }
 
 impl<'a> ChunkSource<'a> {
@@ -31,13 +35,14 @@ impl<'a> ChunkSource<'a> {
             repo,
             conn: repo.reader()?,
             open: None,
+            unzstd: zstd::bulk::Decompressor::new().ok(),
         })
     }
 
     pub(crate) fn locate(&self, id: &[u8; 32]) -> Result<Location, BackupError> {
         self.conn
             .query_row(
-                "SELECT pack, zstd, offset, length FROM backup_chunks WHERE id = ?1",
+                "SELECT pack, zstd, offset, length, raw_length FROM backup_chunks WHERE id = ?1",
                 params![&id[..]],
                 |r| {
                     Ok(Location {
@@ -45,6 +50,7 @@ impl<'a> ChunkSource<'a> {
                         zstd: r.get::<_, i64>(1)? == 1,
                         offset: r.get::<_, i64>(2)? as u64,
                         length: r.get::<_, i64>(3)? as u32,
+                        raw_length: r.get::<_, i64>(4)? as u32,
                     })
                 },
             )
@@ -78,7 +84,13 @@ impl<'a> ChunkSource<'a> {
             .read_at(loc.offset, loc.length)
             .inspect_err(|_| self.open = None)?;
         let plain = if loc.zstd {
-            zstd::decode_all(&stored[..]).map_err(|e| {
+            // Exactly the recorded size: a corrupt frame cannot make us
+            // allocate more than the index says.
+            let result = match self.unzstd.as_mut() {
+                Some(z) => z.decompress(&stored, loc.raw_length as usize),
+                None => zstd::bulk::decompress(&stored, loc.raw_length as usize),
+            };
+            result.map_err(|e| {
                 bad(format!(
                     "chunk {} does not decompress: {e}",
                     hex::encode(id)

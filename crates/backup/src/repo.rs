@@ -94,7 +94,11 @@ impl Repo {
     }
 
     pub(crate) fn reader(&self) -> Result<Connection, BackupError> {
-        hearth_store::open_reader(&self.db).map_err(store_err)
+        let c = hearth_store::open_reader(&self.db).map_err(store_err)?;
+        // Lookups are by primary key; a small page cache per connection
+        // keeps memory flat when a restore opens one per writer.
+        c.pragma_update(None, "cache_size", -512)?;
+        Ok(c)
     }
 
     pub(crate) fn writer(&self) -> Result<Connection, BackupError> {

@@ -118,8 +118,10 @@ impl Repo {
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let (raw_tx, raw_rx) = sync_channel::<Raw>(workers * 2);
-        let (stored_tx, stored_rx) = sync_channel::<Stored>(workers * 2);
+        // One chunk waiting per worker is enough to keep them busy; every
+        // slot can hold an 8 MiB chunk, so slots are memory.
+        let (raw_tx, raw_rx) = sync_channel::<Raw>(workers);
+        let (stored_tx, stored_rx) = sync_channel::<Stored>(workers);
         let raw_rx = Arc::new(Mutex::new(raw_rx));
 
         std::thread::scope(|scope| {
