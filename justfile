@@ -51,6 +51,10 @@ bench-backup:
     scripts/bootstrap bench
     benches/backup.sh
 
+# Show that the aarch64 build uses chacha20's NEON backend (unstripped build, symbol check).
+check-neon:
+    scripts/check-neon
+
 # Score the systemd unit's hardening (lower is better; CI requires <= 2.9).
 security:
     systemd-analyze security --offline=true --no-pager systemd/hearth.service
