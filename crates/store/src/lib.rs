@@ -33,13 +33,7 @@ const MIGRATIONS: &[M<'static>] = &[
 /// Opens an extra read-only connection, for long blocking work (a backup
 /// run) that must not hold one of the shared connections.
 pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let c =
-        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| {
-            StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
+    let c = open_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     c.busy_timeout(Duration::from_secs(5))?;
     Ok(c)
 }
@@ -47,15 +41,16 @@ pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 /// Opens an extra writing connection with the store's settings, for long
 /// blocking work that commits in short transactions of its own.
 pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
-    let c =
-        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(|source| {
-            StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
+    let c = open_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     configure(&c)?;
     Ok(c)
+}
+
+fn open_flags(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// How many read-only connections serve concurrent page loads.

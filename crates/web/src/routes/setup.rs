@@ -44,19 +44,28 @@ pub(crate) async fn setup_page(
     setup_form(&state, jar, StatusCode::OK, None)
 }
 
+/// Renders a page with a form, issuing this browser's CSRF token for it.
+fn form_page<P: askama::Template>(
+    state: &AppState,
+    jar: CookieJar,
+    status: StatusCode,
+    page: impl FnOnce(String) -> P,
+) -> Result<Response, WebError> {
+    let (jar, csrf) = issue(state, jar)?;
+    Ok((status, jar, render(&page(csrf))?).into_response())
+}
+
 fn setup_form(
     state: &AppState,
     jar: CookieJar,
     status: StatusCode,
     error: Option<String>,
 ) -> Result<Response, WebError> {
-    let (jar, csrf) = issue(state, jar)?;
-    let page = SetupPage {
+    form_page(state, jar, status, |csrf| SetupPage {
         csrf,
         error,
         min_len: MIN_PASSWORD_LEN,
-    };
-    Ok((status, jar, render(&page)?).into_response())
+    })
 }
 
 pub(crate) async fn setup(
@@ -97,8 +106,7 @@ fn login_form(
     status: StatusCode,
     error: Option<String>,
 ) -> Result<Response, WebError> {
-    let (jar, csrf) = issue(state, jar)?;
-    Ok((status, jar, render(&LoginPage { csrf, error })?).into_response())
+    form_page(state, jar, status, |csrf| LoginPage { csrf, error })
 }
 
 pub(crate) async fn login(
