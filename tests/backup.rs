@@ -568,3 +568,32 @@ fn copy_tree(from: &Path, to: &Path) {
     let md = fs::metadata(from).unwrap();
     fs::set_permissions(to, md.permissions()).unwrap();
 }
+
+/// `verify --sample PCT` checks that share of packs, least recently checked
+/// first, so repeated runs cover the whole repository.
+#[test]
+fn sampled_verify_rotates_through_every_pack() {
+    let lab = Lab::new();
+    let src = lab.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("big.bin"), noise(40 << 20, 5)).unwrap();
+    lab.ok(&["run", src.to_str().unwrap()]);
+    let packs: usize = lab
+        .sql("SELECT count(*) FROM backup_packs")
+        .parse()
+        .unwrap();
+    assert!(packs >= 3, "{packs} packs");
+    let share = 100 / packs as u8 + 1; // a bit over one pack per run
+    let per_run = (packs * share as usize).div_ceil(100);
+    let mut runs = 0;
+    while lab.sql("SELECT count(*) FROM backup_packs WHERE verified_at = 0") != "0" {
+        let out = lab.ok(&["verify", "--sample", &share.to_string()]);
+        assert!(
+            out.starts_with(&format!("checked {per_run} of {packs} packs")),
+            "{out}"
+        );
+        runs += 1;
+        assert!(runs <= packs, "the sample does not rotate");
+    }
+    assert!(runs >= 2, "a sample is not a full check");
+}
