@@ -16,6 +16,9 @@ mod claim;
 /// Login, logout, throttling, CSRF, cookies and sessions across restarts.
 mod login;
 
+/// The admin dashboard's readings.
+mod dashboard;
+
 /// The physical-presence reset file.
 mod reset;
 

@@ -17,6 +17,7 @@ mod pack;
 mod repo;
 mod restore;
 mod run;
+mod summary;
 mod tree;
 mod verify;
 
@@ -26,6 +27,7 @@ pub use pack::pack_path;
 pub use repo::{Repo, Snapshot};
 pub use restore::RestoreReport;
 pub use run::RunReport;
+pub use summary::{Summary, summary};
 pub use tree::{Node, NodeKind, Tree};
 pub use verify::{Damage, VerifyMode, VerifyReport};
 

@@ -51,4 +51,7 @@ pub(crate) struct DashboardPage {
     pub now_ms: i64,
     /// A message after a clock change, if any.
     pub notice: Option<String>,
+    /// The backups card: a headline and a detail line.
+    pub backup_state: String,
+    pub backup_detail: String,
 }

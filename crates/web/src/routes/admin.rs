@@ -35,9 +35,22 @@ pub(crate) async fn dashboard(
     jar: CookieJar,
 ) -> Result<Response, WebError> {
     let dir = state.data_dir.clone();
-    let health = tokio::task::spawn_blocking(move || Health::read(&dir))
-        .await
-        .map_err(|e| WebError::Internal(format!("health reading: {e}")))?;
+    let (health, backups) = tokio::task::spawn_blocking(move || {
+        let backups = hearth_backup::summary(&dir.join("hearth.db"));
+        (Health::read(&dir), backups)
+    })
+    .await
+    .map_err(|e| WebError::Internal(format!("health reading: {e}")))?;
+    let (backup_state, backup_detail) = match backups {
+        Ok(s) => backup_card(&s),
+        Err(e) => {
+            log::error!("reading the backup catalogue: {e}");
+            (
+                "Unknown".into(),
+                "The backup catalogue could not be read; see the log.".into(),
+            )
+        }
+    };
     let (jar, csrf) = issue(&state, jar)?;
     let unknown = || "unknown".to_string();
     let page = DashboardPage {
@@ -69,6 +82,8 @@ pub(crate) async fn dashboard(
         disk_percent: health.disk.map(|d| d.percent()).unwrap_or(0),
         clock: httpdate::fmt_http_date(state.clock.now()),
         now_ms: state.clock.now_ms(),
+        backup_state,
+        backup_detail,
         notice: match notice.clock.as_deref() {
             Some("set") => Some("The clock was set from your browser.".into()),
             Some("ok") => Some("The clock was already right; nothing changed.".into()),
@@ -117,6 +132,28 @@ pub(crate) async fn set_clock(
 /// nothing about which admin pages exist.
 pub(crate) async fn not_found(_admin: Admin) -> WebError {
     WebError::NotFound
+}
+
+/// The dashboard's backup headline and detail line.
+fn backup_card(s: &hearth_backup::Summary) -> (String, String) {
+    match &s.last {
+        None => (
+            "No backups yet".into(),
+            "Set up backups with 'hearth backup init' and add a folder.".into(),
+        ),
+        Some((time, source, files, added)) => {
+            let when = std::time::UNIX_EPOCH + Duration::from_secs((*time).max(0) as u64);
+            (
+                format!("Last: {}", httpdate::fmt_http_date(when)),
+                format!(
+                    "{source}: {files} files, {} added · {} snapshots · repository {}",
+                    bytes(*added),
+                    s.snapshots,
+                    bytes(s.repository_bytes)
+                ),
+            )
+        }
+    }
 }
 
 fn human_duration(d: Duration) -> String {
