@@ -67,7 +67,8 @@ fn read(path: &str) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
-fn hostname() -> String {
+/// The machine's host name, as the kernel reports it.
+pub fn hostname() -> String {
     rustix::system::uname()
         .nodename()
         .to_string_lossy()

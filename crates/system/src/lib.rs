@@ -8,5 +8,5 @@ mod logging;
 pub mod notify;
 
 pub use clock::{Clock, ClockError};
-pub use health::{Health, Memory, Usage};
+pub use health::{Health, Memory, Usage, hostname};
 pub use logging::init_logging;

@@ -8,9 +8,8 @@ use axum::{
 
 use crate::{AppState, WebError, error::render, pages::LandingPage};
 
-pub(crate) async fn landing(State(state): State<AppState>) -> Result<Response, WebError> {
-    let _ = state;
-    let hostname = hostname().await;
+pub(crate) async fn landing() -> Result<Response, WebError> {
+    let hostname = hearth_system::hostname();
     Ok(render(&LandingPage { hostname })?.into_response())
 }
 
@@ -45,10 +44,4 @@ pub(crate) async fn static_file(Path(file): Path<String>) -> Result<Response, We
 
 pub(crate) async fn not_found() -> WebError {
     WebError::NotFound
-}
-
-pub(crate) async fn hostname() -> String {
-    tokio::task::spawn_blocking(|| hearth_system::Health::read(std::path::Path::new("/")).hostname)
-        .await
-        .unwrap_or_default()
 }
