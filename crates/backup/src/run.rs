@@ -346,13 +346,19 @@ impl Walker<'_> {
         let json = tree.to_bytes();
         let id = self.repo.keys.chunk_id(&json);
         if !self.known(&id)? {
-            let cache = zstd::bulk::compress(&json, ZSTD_LEVEL).unwrap_or_else(|_| json.clone());
             let mut stored = self.squeezer.compress(Raw {
                 id,
                 kind: Kind::Tree,
                 data: json,
             });
-            stored.tree_cache = Some(cache);
+            // The cache is always zstd JSON: the stored bytes already are,
+            // unless compression did not shrink this (tiny) tree, in which
+            // case they are the plain JSON.
+            stored.tree_cache = Some(if stored.zstd {
+                stored.bytes.clone()
+            } else {
+                zstd::bulk::compress(&stored.bytes, ZSTD_LEVEL).unwrap_or_default()
+            });
             self.stored_tx.send(stored).map_err(|_| closed())?;
         }
         Ok(id)
@@ -409,8 +415,8 @@ impl Walker<'_> {
                 name_hex: None,
                 kind,
                 mode: md.mode() & 0o7777,
-                mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
-                ctime_ns: md.ctime() * 1_000_000_000 + md.ctime_nsec(),
+                mtime_ns: mtime_ns(&md),
+                ctime_ns: ctime_ns(&md),
                 ino: md.ino(),
             };
             node.set_name(&name);
@@ -471,8 +477,8 @@ impl Walker<'_> {
         if let Some(prev) = prev
             && let NodeKind::File { size, .. } = &prev.kind
             && *size == md.size()
-            && prev.mtime_ns == md.mtime() * 1_000_000_000 + md.mtime_nsec()
-            && prev.ctime_ns == md.ctime() * 1_000_000_000 + md.ctime_nsec()
+            && prev.mtime_ns == mtime_ns(md)
+            && prev.ctime_ns == ctime_ns(md)
             && prev.ino == md.ino()
         {
             self.files += 1;
@@ -575,6 +581,16 @@ impl Walker<'_> {
         }
         Ok((size, chunks))
     }
+}
+
+/// Modification time in nanoseconds since the epoch, as trees record it.
+fn mtime_ns(md: &Metadata) -> i64 {
+    md.mtime() * 1_000_000_000 + md.mtime_nsec()
+}
+
+/// Inode change time in nanoseconds, for change detection.
+fn ctime_ns(md: &Metadata) -> i64 {
+    md.ctime() * 1_000_000_000 + md.ctime_nsec()
 }
 
 pub(crate) fn now() -> i64 {

@@ -1,6 +1,6 @@
 //! Checking a repository, and naming what any damage affects.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use hearth_store::rusqlite::params;
 
@@ -79,8 +79,12 @@ impl Repo {
             }
             tx.commit()?;
         }
-        for d in &mut damage {
-            d.affected = self.affected_by(&d.pack)?;
+        if !damage.is_empty() {
+            let packs: Vec<&str> = damage.iter().map(|d| d.pack.as_str()).collect();
+            let mut affected = self.affected_by(&packs)?;
+            for d in &mut damage {
+                d.affected = affected.remove(&d.pack).unwrap_or_default();
+            }
         }
         Ok(VerifyReport {
             packs: packs.len(),
@@ -132,10 +136,10 @@ impl Repo {
             .query_map([name], |r| r.get(0))
             .and_then(|rows| rows.collect())
             .map_err(|e| e.to_string())?;
-        if let Some(lost) = indexed
-            .iter()
-            .find(|id| !in_table.iter().any(|t| &t[..] == id.as_slice()))
-        {
+        let missing = indexed.iter().find(|id| {
+            <[u8; 32]>::try_from(id.as_slice()).map_or(true, |id| !in_table.contains(&id))
+        });
+        if let Some(lost) = missing {
             return Err(format!(
                 "chunk {} is indexed here but not in the pack",
                 hex::encode(lost)
@@ -144,23 +148,31 @@ impl Repo {
         Ok(())
     }
 
-    /// Every file, in every snapshot, that needs a chunk from `pack`.
-    fn affected_by(&self, pack: &str) -> Result<Vec<(i64, String)>, BackupError> {
+    /// Every file, in every snapshot, that needs a chunk from each of
+    /// `packs`, found in one walk over all snapshots.
+    fn affected_by(
+        &self,
+        packs: &[&str],
+    ) -> Result<HashMap<String, Vec<(i64, String)>>, BackupError> {
         let c = self.reader()?;
-        let mut stmt = c.prepare("SELECT hex(id) FROM backup_chunks WHERE pack = ?1")?;
-        let lost: HashSet<String> = stmt
-            .query_map([pack], |r| r.get::<_, String>(0).map(|h| h.to_lowercase()))?
-            .collect::<Result<_, _>>()?;
-        let mut out = vec![];
+        let mut stmt = c.prepare("SELECT lower(hex(id)) FROM backup_chunks WHERE pack = ?1")?;
+        let mut lost: HashMap<String, String> = HashMap::new();
+        for pack in packs {
+            for id in stmt.query_map([pack], |r| r.get::<_, String>(0))? {
+                lost.insert(id?, (*pack).to_string());
+            }
+        }
+        let mut out: HashMap<String, Vec<(i64, String)>> = HashMap::new();
         for snap in self.snapshots()? {
             let mut stack = vec![(snap.root.clone(), String::new())];
-            let mut seen = HashSet::new();
             while let Some((id, prefix)) = stack.pop() {
-                if !seen.insert(id.clone()) && prefix.is_empty() {
-                    continue;
-                }
                 let Ok(tree) = self.tree(&c, &id) else {
-                    out.push((snap.id, format!("{prefix}/ (its listing is lost)")));
+                    // The listing itself is gone; blame the packs holding it.
+                    if let Some(pack) = lost.get(&id) {
+                        out.entry(pack.clone())
+                            .or_default()
+                            .push((snap.id, format!("{prefix}/ (its listing is lost)")));
+                    }
                     continue;
                 };
                 for node in &tree.entries {
@@ -171,17 +183,25 @@ impl Repo {
                     };
                     match &node.kind {
                         NodeKind::Dir { tree } => stack.push((tree.clone(), path)),
-                        NodeKind::File { chunks, .. }
-                            if chunks.iter().any(|h| lost.contains(h)) =>
-                        {
-                            out.push((snap.id, path));
+                        NodeKind::File { chunks, .. } => {
+                            let mut hit: Vec<&String> =
+                                chunks.iter().filter_map(|h| lost.get(h)).collect();
+                            hit.dedup();
+                            for pack in hit {
+                                out.entry(pack.clone())
+                                    .or_default()
+                                    .push((snap.id, path.clone()));
+                            }
                         }
                         _ => {}
                     }
                 }
             }
         }
-        out.sort();
+        for files in out.values_mut() {
+            files.sort();
+            files.dedup();
+        }
         Ok(out)
     }
 }

@@ -129,15 +129,14 @@ impl Store {
         migrate(path, &mut writer)?;
         let readers = (0..READERS)
             .map(|_| {
-                let c = Connection::open_with_flags(
+                let c = open_flags(
                     path,
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
                 c.busy_timeout(Duration::from_secs(5))?;
                 Ok(Mutex::new(c))
             })
-            .collect::<Result<Vec<_>, rusqlite::Error>>()
-            .map_err(open_err)?;
+            .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -212,13 +211,7 @@ pub fn backup(db: &Path, dest: &Path) -> Result<(), StoreError> {
     if dest.exists() {
         return Err(StoreError::BackupExists(dest.to_path_buf()));
     }
-    let conn =
-        Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| {
-            StoreError::Open {
-                path: db.to_path_buf(),
-                source,
-            }
-        })?;
+    let conn = open_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     check_not_too_new(db, &conn)?;
     let tmp = temp_sibling(dest);
     let _ = std::fs::remove_file(&tmp);
