@@ -12,6 +12,8 @@
 
 mod chunks;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod key;
 mod pack;
 mod repo;

@@ -293,9 +293,9 @@ fn decrypt<R: Read>(
 }
 
 /// Random access to one pack's blobs.
-pub(crate) struct PackReader {
+pub(crate) struct PackReader<R: Read + Seek = BufReader<File>> {
     name: String,
-    stream: age::stream::StreamReader<BufReader<File>>,
+    stream: age::stream::StreamReader<R>,
     /// Where the plaintext stream stands. Restores read chunks mostly in
     /// pack order, and a seek discards the read buffer and re-decrypts the
     /// 64 KiB piece, so short forward gaps are read through instead.
@@ -315,9 +315,17 @@ impl PackReader {
             }
             Err(e) => return Err(e).at(&path),
         };
+        PackReader::from_reader(BufReader::with_capacity(256 * 1024, file), name, keys)
+    }
+}
+
+impl<R: Read + Seek> PackReader<R> {
+    /// Reads a pack from any seekable input: a file, or bytes in memory
+    /// (the fuzzers, and a peer checking what it was sent).
+    pub(crate) fn from_reader(input: R, name: &str, keys: &Keys) -> Result<Self, BackupError> {
         Ok(PackReader {
             name: name.to_string(),
-            stream: decrypt(BufReader::with_capacity(256 * 1024, file), keys, name)?,
+            stream: decrypt(input, keys, name)?,
             pos: Some(0),
         })
     }
