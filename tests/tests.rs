@@ -25,8 +25,14 @@ mod reset;
 /// systemd: the unit's hardening score and the notify protocol.
 mod systemd;
 
+/// A data directory with a repository, for the backup modules.
+mod lab;
+
 /// Backups: round trips, standard-tool recovery, corruption, bad input.
 mod backup;
+
+/// Forgetting, pruning and rebuilding the index from packs.
+mod prune;
 
 /// Real headless Chromium driving the pages at phone and desktop widths.
 mod browser;

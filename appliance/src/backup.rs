@@ -207,12 +207,115 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
                 )));
             }
         }
+        BackupCommand::Forget {
+            ids,
+            keep_last,
+            keep_daily,
+            keep_weekly,
+            keep_monthly,
+            dry_run,
+            prune,
+        } => {
+            let repo = open()?;
+            if ids.is_empty() {
+                let c = hearth_store::open_reader(&p.db).map_err(|e| Failure::Runtime(e.into()))?;
+                let saved = hearth_backup::Settings::load(&c)?.retention;
+                let policy = hearth_backup::Retention {
+                    last: keep_last.unwrap_or(saved.last),
+                    daily: keep_daily.unwrap_or(saved.daily),
+                    weekly: keep_weekly.unwrap_or(saved.weekly),
+                    monthly: keep_monthly.unwrap_or(saved.monthly),
+                };
+                let decisions = repo.forget(&policy, dry_run)?;
+                if args.json {
+                    println!("{}", serde_json::to_string(&decisions).unwrap_or_default());
+                } else {
+                    println!("Policy: {policy}.");
+                    for d in &decisions {
+                        println!(
+                            "{} snapshot {} of {} ({}){}",
+                            match (d.keep, dry_run) {
+                                (true, _) => "keep  ",
+                                (false, true) => "would forget",
+                                (false, false) => "forgot",
+                            },
+                            d.snapshot.id,
+                            d.snapshot.source,
+                            crate::time_text(d.snapshot.time),
+                            if d.keep {
+                                format!(": {}", d.reasons.join(", "))
+                            } else {
+                                String::new()
+                            }
+                        );
+                    }
+                }
+            } else if dry_run {
+                return Err(Failure::BadInput(
+                    "--dry-run applies to the policy, not to snapshot ids".into(),
+                ));
+            } else {
+                repo.forget_ids(&ids)?;
+                if !args.json {
+                    println!("Forgot {} snapshots.", ids.len());
+                }
+            }
+            if prune && !dry_run {
+                print_prune(&repo.prune()?, args.json);
+            }
+        }
+        BackupCommand::Prune => print_prune(&open()?.prune()?, args.json),
+        BackupCommand::RepairIndex {
+            recover_key,
+            passphrase_file,
+        } => {
+            let repo = if recover_key {
+                let passphrase = read_passphrase(passphrase_file)?;
+                Repo::recover_key(&p.repo, &p.key, &p.db, &passphrase)?
+            } else {
+                open()?
+            };
+            let report = repo.repair_index()?;
+            if args.json {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            } else {
+                println!(
+                    "Rebuilt the index from {} packs: {} chunks, {} trees, {} snapshots.",
+                    report.packs, report.chunks, report.trees, report.snapshots
+                );
+                for (pack, why) in &report.damaged {
+                    println!("left out pack {pack}: {why}");
+                }
+            }
+            if !report.damaged.is_empty() {
+                return Err(Failure::Runtime(anyhow::anyhow!(
+                    "{} packs could not be used",
+                    report.damaged.len()
+                )));
+            }
+        }
         BackupCommand::Key(KeyCommand::Export) => {
             use age::secrecy::ExposeSecret;
             print!("{}", open()?.keys().to_identity_file().expose_secret());
         }
     }
     Ok(())
+}
+
+fn print_prune(r: &hearth_backup::PruneReport, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(r).unwrap_or_default());
+        return;
+    }
+    println!(
+        "Pruned: {} packs deleted ({} rewritten into {} new), {} chunks dropped, {} bytes freed.",
+        r.packs_deleted, r.packs_rewritten, r.packs_written, r.chunks_dropped, r.bytes_freed
+    );
+    for p in &r.skipped {
+        println!(
+            "left pack {p} alone: it could not be read; run 'hearth backup verify --read-data'"
+        );
+    }
 }
 
 fn added_sources(db: &std::path::Path) -> Result<Vec<PathBuf>, Failure> {

@@ -81,6 +81,37 @@ pub enum BackupCommand {
         #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u8).range(1..=100))]
         sample: Option<u8>,
     },
+    /// Forget snapshots by id, or by the retention policy (the one saved
+    /// in the admin panel, unless --keep-* flags are given).
+    Forget {
+        /// Snapshot ids to forget; none means apply the policy.
+        ids: Vec<i64>,
+        #[arg(long, value_name = "N")]
+        keep_last: Option<u32>,
+        #[arg(long, value_name = "N")]
+        keep_daily: Option<u32>,
+        #[arg(long, value_name = "N")]
+        keep_weekly: Option<u32>,
+        #[arg(long, value_name = "N")]
+        keep_monthly: Option<u32>,
+        /// Only say what would be forgotten.
+        #[arg(long)]
+        dry_run: bool,
+        /// Prune straight after.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Delete the packs no snapshot needs any more (two phases; safe to kill).
+    Prune,
+    /// Rebuild the index and snapshot list from the packs and the key.
+    RepairIndex {
+        /// The device key is lost: unseal the repository's key.age with the
+        /// recovery passphrase (read from FILE, or asked for).
+        #[arg(long)]
+        recover_key: bool,
+        #[arg(long, value_name = "FILE", requires = "recover_key")]
+        passphrase_file: Option<PathBuf>,
+    },
     /// Key management.
     #[command(subcommand)]
     Key(KeyCommand),

@@ -61,6 +61,25 @@ impl<'a> ChunkSource<'a> {
     /// The plaintext of chunk `id`, verified against its keyed hash.
     pub(crate) fn get(&mut self, id: &[u8; 32]) -> Result<Vec<u8>, BackupError> {
         let loc = self.locate(id)?;
+        let stored = self.stored(&loc)?;
+        self.plain(id, &loc, stored)
+    }
+
+    /// Chunk `id` as stored (compressed or not) with its location, after
+    /// checking that it decompresses to its keyed hash: prune copies stored
+    /// bytes into new packs and must not carry damage along.
+    pub(crate) fn get_stored(&mut self, id: &[u8; 32]) -> Result<(Location, Vec<u8>), BackupError> {
+        let loc = self.locate(id)?;
+        let stored = self.stored(&loc)?;
+        if loc.zstd {
+            self.plain(id, &loc, stored.clone())?;
+        } else {
+            self.check(id, &loc, &stored)?;
+        }
+        Ok((loc, stored))
+    }
+
+    fn stored(&mut self, loc: &Location) -> Result<Vec<u8>, BackupError> {
         if self
             .open
             .as_ref()
@@ -72,17 +91,20 @@ impl<'a> ChunkSource<'a> {
                 PackReader::open(&self.repo.dir, &loc.pack, &self.repo.keys)?,
             ));
         }
-        let bad = |reason: String| BackupError::BadPack {
-            pack: loc.pack.clone(),
-            reason,
+        let Some((_, reader)) = self.open.as_mut() else {
+            return Err(BackupError::MissingPack(loc.pack.clone()));
         };
-        let reader = match self.open.as_mut() {
-            Some((_, r)) => r,
-            None => return Err(bad("not open".into())),
-        };
-        let stored = reader
+        reader
             .read_at(loc.offset, loc.length)
-            .inspect_err(|_| self.open = None)?;
+            .inspect_err(|_| self.open = None)
+    }
+
+    fn plain(
+        &mut self,
+        id: &[u8; 32],
+        loc: &Location,
+        stored: Vec<u8>,
+    ) -> Result<Vec<u8>, BackupError> {
         let plain = if loc.zstd {
             // Exactly the recorded size: a corrupt frame cannot make us
             // allocate more than the index says.
@@ -90,22 +112,25 @@ impl<'a> ChunkSource<'a> {
                 Some(z) => z.decompress(&stored, loc.raw_length as usize),
                 None => zstd::bulk::decompress(&stored, loc.raw_length as usize),
             };
-            result.map_err(|e| {
-                bad(format!(
-                    "chunk {} does not decompress: {e}",
-                    hex::encode(id)
-                ))
+            result.map_err(|e| BackupError::BadPack {
+                pack: loc.pack.clone(),
+                reason: format!("chunk {} does not decompress: {e}", hex::encode(id)),
             })?
         } else {
             stored
         };
-        if &self.repo.keys.chunk_id(&plain) != id {
-            return Err(bad(format!(
-                "chunk {} does not match its hash",
-                hex::encode(id)
-            )));
-        }
+        self.check(id, loc, &plain)?;
         Ok(plain)
+    }
+
+    fn check(&self, id: &[u8; 32], loc: &Location, plain: &[u8]) -> Result<(), BackupError> {
+        if &self.repo.keys.chunk_id(plain) != id {
+            return Err(BackupError::BadPack {
+                pack: loc.pack.clone(),
+                reason: format!("chunk {} does not match its hash", hex::encode(id)),
+            });
+        }
+        Ok(())
     }
 }
 

@@ -156,11 +156,14 @@ impl Repo {
             let walked = walker
                 .dir(&source, &mut vec![], parent.as_ref())
                 .and_then(|root| {
-                    let time = now();
+                    let stamp = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap_or_default();
                     let blob = SnapshotBlob {
                         version: 1,
                         source: source_name.clone(),
-                        time,
+                        time: stamp.as_secs() as i64,
+                        time_nanos: stamp.subsec_nanos(),
                         hostname: rustix::system::uname()
                             .nodename()
                             .to_string_lossy()
@@ -260,7 +263,7 @@ impl Repo {
 
     /// Removes packs a killed run left half-written. Safe under the lock:
     /// nothing else writes to `tmp/`, and nothing ever points into it.
-    fn clear_tmp(&self) {
+    pub(crate) fn clear_tmp(&self) {
         let tmp = self.dir.join("tmp");
         if let Ok(entries) = std::fs::read_dir(&tmp) {
             for e in entries.flatten() {

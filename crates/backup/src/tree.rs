@@ -135,6 +135,10 @@ pub struct SnapshotBlob {
     pub version: u32,
     pub source: String,
     pub time: i64,
+    /// Sub-second part of `time`, so a rebuilt catalogue keeps the order of
+    /// snapshots taken within one second. Absent (0) in older blobs.
+    #[serde(default)]
+    pub time_nanos: u32,
     pub hostname: String,
     pub root: String,
     pub files: u64,

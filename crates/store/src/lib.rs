@@ -28,6 +28,7 @@ pub const DB_FILE: &str = "hearth.db";
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0001_spine.sql")),
     M::up(include_str!("../migrations/0002_backup.sql")),
+    M::up(include_str!("../migrations/0003_prune.sql")),
 ];
 
 /// Opens an extra read-only connection, for long blocking work (a backup

@@ -1,0 +1,194 @@
+//! Rebuilding the index and catalogue from the packs and the key alone.
+//!
+//! This is what makes the SQLite index a cache rather than a single point
+//! of failure: after a lost or damaged database, or on a new device that
+//! received the packs from a peer, every pack is read (its name checked
+//! against the BLAKE3 of its ciphertext, its contents decrypted and each
+//! blob's hash checked), and the pack, chunk, tree and snapshot rows are
+//! written afresh in one transaction. A crash part-way leaves the old index
+//! untouched.
+//!
+//! Snapshots that were forgotten but not yet pruned come back: their blobs
+//! are still in the packs. Folders added for automatic backups are kept.
+
+use std::path::Path;
+
+use hearth_store::rusqlite::{Transaction, params};
+use serde::Serialize;
+
+use crate::{
+    Keys, Repo,
+    error::{BackupError, IoContext},
+    pack::{Kind, PackReader, hash_file},
+    run::now,
+    tree::SnapshotBlob,
+};
+
+/// What a repair found.
+#[derive(Debug, Default, Serialize)]
+pub struct RepairReport {
+    pub packs: usize,
+    pub chunks: u64,
+    pub trees: u64,
+    pub snapshots: usize,
+    /// Packs left out, each with the reason: damaged, misnamed or unreadable.
+    pub damaged: Vec<(String, String)>,
+}
+
+impl Repo {
+    /// Opens a repository whose device key is lost, with the recovery
+    /// passphrase: unseals `key.age` and saves it as the device key.
+    pub fn recover_key(
+        dir: &Path,
+        key_path: &Path,
+        db: &Path,
+        passphrase: &str,
+    ) -> Result<Repo, BackupError> {
+        let keys = Keys::unseal(&dir.join("key.age"), passphrase)?;
+        keys.save(key_path)?;
+        Repo::open(dir, key_path, db)
+    }
+
+    /// Rebuilds the index and catalogue from the packs. See the module
+    /// comment.
+    pub fn repair_index(&self) -> Result<RepairReport, BackupError> {
+        let _lock = self.lock()?;
+        self.clear_tmp();
+        let mut report = RepairReport::default();
+        let mut c = self.writer()?;
+        let tx = c.transaction()?;
+        tx.execute_batch(
+            "DELETE FROM backup_snapshots; DELETE FROM backup_trees;
+             DELETE FROM backup_chunks; DELETE FROM backup_packs;
+             DELETE FROM backup_condemned;",
+        )?;
+        let mut snapshots = vec![];
+        let packs = self.dir.join("packs");
+        let mut names = vec![];
+        for sub in std::fs::read_dir(&packs).at(&packs)?.flatten() {
+            for f in std::fs::read_dir(sub.path()).at(sub.path())?.flatten() {
+                names.push(f.file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        for name in names {
+            match self.index_pack(&tx, &name, &mut report, &mut snapshots) {
+                Ok(()) => report.packs += 1,
+                Err(e) => {
+                    log::warn!("repair-index: leaving out pack {name}: {e}");
+                    report.damaged.push((name, e.to_string()));
+                }
+            }
+        }
+        snapshots.sort_by_key(|(blob, _): &(SnapshotBlob, [u8; 32])| (blob.time, blob.time_nanos));
+        for (blob, id) in &snapshots {
+            let root = hex::decode(&blob.root).unwrap_or_default();
+            tx.execute(
+                "INSERT OR IGNORE INTO backup_snapshots
+                 (blob, source, time, root, files, bytes, added, duration_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    &id[..],
+                    blob.source,
+                    blob.time,
+                    root,
+                    blob.files as i64,
+                    blob.bytes as i64,
+                    blob.added as i64,
+                    blob.duration_ms as i64
+                ],
+            )?;
+        }
+        report.snapshots = snapshots.len();
+        tx.commit()?;
+        Ok(report)
+    }
+
+    /// Checks one pack whole and writes its rows. Nothing is written for a
+    /// pack that fails any check, because the rows go in only at the end.
+    fn index_pack(
+        &self,
+        tx: &Transaction<'_>,
+        name: &str,
+        report: &mut RepairReport,
+        snapshots: &mut Vec<(SnapshotBlob, [u8; 32])>,
+    ) -> Result<(), BackupError> {
+        let path = crate::pack_path(&self.dir, name);
+        let (cipher, _) = hash_file(&path, &self.keys)?;
+        if cipher.to_hex().as_str() != name {
+            return Err(BackupError::BadPack {
+                pack: name.to_string(),
+                reason: "its contents do not match its name".into(),
+            });
+        }
+        let size = std::fs::metadata(&path).at(&path)?.len();
+        let mut reader = PackReader::open(&self.dir, name, &self.keys)?;
+        let entries = reader.table()?;
+        let mut trees = vec![];
+        let mut snaps = vec![];
+        for e in &entries {
+            let stored = reader.read_at(e.offset, e.length)?;
+            let plain = if e.zstd {
+                zstd::bulk::decompress(&stored, e.raw_length as usize).map_err(|err| {
+                    BackupError::BadPack {
+                        pack: name.to_string(),
+                        reason: format!("a blob does not decompress: {err}"),
+                    }
+                })?
+            } else {
+                stored.clone()
+            };
+            if self.keys.chunk_id(&plain) != e.id {
+                return Err(BackupError::BadPack {
+                    pack: name.to_string(),
+                    reason: format!("blob {} does not match its hash", hex::encode(e.id)),
+                });
+            }
+            match e.kind {
+                Kind::Tree => {
+                    let cache = if e.zstd {
+                        stored
+                    } else {
+                        zstd::bulk::compress(&plain, crate::ZSTD_LEVEL).unwrap_or_default()
+                    };
+                    trees.push((e.id, cache));
+                }
+                Kind::Snapshot => {
+                    let blob: SnapshotBlob =
+                        serde_json::from_slice(&plain).map_err(|err| BackupError::BadPack {
+                            pack: name.to_string(),
+                            reason: format!("a snapshot blob is not valid: {err}"),
+                        })?;
+                    snaps.push((blob, e.id));
+                }
+                Kind::Data => {}
+            }
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO backup_packs (name, size, created_at) VALUES (?1, ?2, ?3)",
+            params![name, size as i64, now()],
+        )?;
+        let mut ins = tx.prepare_cached(
+            "INSERT OR IGNORE INTO backup_chunks (id, pack, kind, zstd, offset, length, raw_length)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for e in &entries {
+            report.chunks += ins.execute(params![
+                &e.id[..],
+                name,
+                e.kind as u8,
+                e.zstd,
+                e.offset as i64,
+                e.length,
+                e.raw_length
+            ])? as u64;
+        }
+        let mut tree =
+            tx.prepare_cached("INSERT OR IGNORE INTO backup_trees (id, data) VALUES (?1, ?2)")?;
+        for (id, data) in trees {
+            report.trees += tree.execute(params![&id[..], data])? as u64;
+        }
+        snapshots.extend(snaps);
+        Ok(())
+    }
+}
