@@ -31,6 +31,9 @@ mod lab;
 /// Backups: round trips, standard-tool recovery, corruption, bad input.
 mod backup;
 
+/// The backup pages: set-up, uploads, watcher, downloads, restores.
+mod backup_web;
+
 /// Forgetting, pruning and rebuilding the index from packs.
 mod prune;
 

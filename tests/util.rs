@@ -37,8 +37,9 @@ impl TestServer {
         std::fs::write(
             dir.path().join("hearth.toml"),
             format!(
-                "boot_dir = {:?}\nlog_level = \"debug\"\n",
-                dir.path().join("boot")
+                "boot_dir = {:?}\nfiles_dir = {:?}\nlog_level = \"debug\"\n",
+                dir.path().join("boot"),
+                dir.path().join("files")
             ),
         )
         .unwrap();
@@ -54,6 +55,10 @@ impl TestServer {
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    pub fn files_dir(&self) -> PathBuf {
+        self.dir.path().join("files")
     }
 
     pub fn boot_dir(&self) -> PathBuf {
@@ -268,6 +273,44 @@ impl Client {
     ) -> Result<Page, reqwest::Error> {
         let req = self.http.post(format!("{}{path}", self.base)).form(form);
         self.try_send(req).await
+    }
+
+    /// A GET whose body is kept as bytes (downloads).
+    pub async fn get_bytes(&mut self, path: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if !self.cookies.is_empty() {
+            req = req.header("cookie", self.cookie_header());
+        }
+        let resp = req.send().await.unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        (status, headers, resp.bytes().await.unwrap().to_vec())
+    }
+
+    /// Posts a multipart form, with extra headers.
+    pub async fn post_multipart(
+        &mut self,
+        path: &str,
+        form: reqwest::multipart::Form,
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .multipart(form);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(req).await
+    }
+
+    /// Posts raw bytes with a content type, for malformed bodies.
+    pub async fn post_raw(&mut self, path: &str, content_type: &str, body: Vec<u8>) -> Page {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body);
+        self.send(req).await
     }
 
     pub async fn get(&mut self, path: &str) -> Page {

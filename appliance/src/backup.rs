@@ -50,20 +50,8 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
             );
         }
         BackupCommand::Add { path } => {
-            let path = std::fs::canonicalize(&path)
-                .map_err(|e| Failure::BadInput(format!("{}: {e}", path.display())))?;
-            if !path.is_dir() {
-                return Err(Failure::BadInput(format!(
-                    "{} is not a folder",
-                    path.display()
-                )));
-            }
             let c = hearth_store::open_writer(&p.db).map_err(|e| Failure::Runtime(e.into()))?;
-            c.execute(
-                "INSERT OR IGNORE INTO backup_sources (path, added_at) VALUES (?1, strftime('%s','now'))",
-                [path.to_string_lossy()],
-            )
-            .context("recording the folder")?;
+            let path = hearth_backup::add_source(&c, &path, &config.data_dir)?;
             println!("{} will be backed up.", path.display());
         }
         BackupCommand::Run { paths: given } => {
@@ -320,14 +308,7 @@ fn print_prune(r: &hearth_backup::PruneReport, json: bool) {
 
 fn added_sources(db: &std::path::Path) -> Result<Vec<PathBuf>, Failure> {
     let c = hearth_store::open_reader(db).map_err(|e| Failure::Runtime(e.into()))?;
-    let mut stmt = c
-        .prepare("SELECT path FROM backup_sources ORDER BY path")
-        .context("reading folders")?;
-    let rows = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .and_then(|r| r.collect::<Result<Vec<_>, _>>())
-        .context("reading folders")?;
-    Ok(rows.into_iter().map(PathBuf::from).collect())
+    Ok(hearth_backup::sources(&c)?)
 }
 
 fn read_passphrase(file: Option<PathBuf>) -> Result<String, Failure> {

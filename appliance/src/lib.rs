@@ -52,6 +52,7 @@ impl From<hearth_backup::BackupError> for Failure {
             | B::WrongPassphrase(_)
             | B::NoSnapshot(_)
             | B::NoSuchPath(_)
+            | B::BadSource { .. }
             | B::Locked => Failure::BadInput(e.to_string()),
             other => Failure::Runtime(other.into()),
         }

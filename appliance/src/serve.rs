@@ -39,6 +39,11 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
         secure_cookies: config.secure_cookies,
         started,
         version: env!("CARGO_PKG_VERSION"),
+        jobs: hearth_jobs::Jobs::start(
+            hearth_jobs::Paths::under(&config.data_dir),
+            Duration::from_secs(config.backup_quiet_secs.max(1)),
+        ),
+        files_dir: Arc::new(config.files_dir.clone()),
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

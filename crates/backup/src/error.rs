@@ -29,6 +29,8 @@ pub enum BackupError {
     NoSnapshot(String),
     #[error("{0} is not in that snapshot")]
     NoSuchPath(String),
+    #[error("{path} cannot be backed up: {reason}")]
+    BadSource { path: PathBuf, reason: String },
     #[error("another backup is running on this repository")]
     Locked,
     #[error("{path}: {source}")]

@@ -12,6 +12,7 @@
 
 mod chunks;
 mod error;
+mod export;
 #[doc(hidden)]
 pub mod fuzzing;
 mod key;
@@ -23,20 +24,23 @@ mod restore;
 mod retention;
 mod run;
 mod settings;
+mod sources;
 mod summary;
 mod tree;
 mod verify;
 
 pub use error::BackupError;
+pub use export::Archive;
 pub use key::{Keys, MIN_PASSPHRASE_LEN};
 pub use pack::pack_path;
 pub use prune::PruneReport;
 pub use repair::RepairReport;
 pub use repo::{Repo, Snapshot};
-pub use restore::RestoreReport;
+pub use restore::{Progress, RestoreReport};
 pub use retention::{Decision, Retention};
-pub use run::RunReport;
+pub use run::{RunReport, is_temporary};
 pub use settings::Settings;
+pub use sources::{add_source, remove_source, sources};
 pub use summary::{Summary, summary};
 pub use tree::{Node, NodeKind, Tree};
 pub use verify::{Damage, VerifyMode, VerifyReport};

@@ -58,15 +58,21 @@ struct FileJob {
     chunks: Vec<String>,
 }
 
+/// Live counters of a restore, for progress bars: files finished and bytes
+/// written so far (bytes move per chunk, so a large file shows progress).
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub files: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
 /// What the writers share.
-#[derive(Default)]
-struct Tally {
-    files: AtomicU64,
-    bytes: AtomicU64,
+struct Tally<'p> {
+    progress: &'p Progress,
     errors: Mutex<Vec<String>>,
 }
 
-impl Tally {
+impl Tally<'_> {
     fn error(&self, path: &Path, e: impl std::fmt::Display) {
         log::warn!("restore: {}: {e}", path.display());
         if let Ok(mut errors) = self.errors.lock() {
@@ -80,7 +86,7 @@ struct Walker<'a> {
     snapshot: &'a Snapshot,
     conn: hearth_store::rusqlite::Connection,
     jobs: SyncSender<FileJob>,
-    tally: Arc<Tally>,
+    tally: &'a Tally<'a>,
     /// Snapshot-relative path of each dispatched file, for hard links.
     restored: HashMap<Vec<u8>, PathBuf>,
     /// Hard links to make once every file exists: (dest, first name).
@@ -98,21 +104,36 @@ impl Repo {
         path: &str,
         target: &Path,
     ) -> Result<RestoreReport, BackupError> {
+        self.restore_with(snapshot, path, target, &Progress::default())
+    }
+
+    /// [`Repo::restore`], counting into `progress` as it goes.
+    pub fn restore_with(
+        &self,
+        snapshot: &Snapshot,
+        path: &str,
+        target: &Path,
+        progress: &Progress,
+    ) -> Result<RestoreReport, BackupError> {
         std::fs::create_dir_all(target).at(target)?;
-        let tally = Arc::new(Tally::default());
+        let tally = Tally {
+            progress,
+            errors: Mutex::new(vec![]),
+        };
+        let tally = &tally;
         let (tx, rx) = sync_channel::<FileJob>(WRITERS * 4);
         let rx = Arc::new(Mutex::new(rx));
         let walked = std::thread::scope(|scope| {
             for _ in 0..WRITERS {
-                let (rx, tally) = (rx.clone(), tally.clone());
-                scope.spawn(move || writer(self, &rx, &tally));
+                let rx = rx.clone();
+                scope.spawn(move || writer(self, &rx, tally));
             }
             let mut w = Walker {
                 repo: self,
                 snapshot,
                 conn: self.reader()?,
                 jobs: tx,
-                tally: tally.clone(),
+                tally,
                 restored: HashMap::new(),
                 links: vec![],
                 dirs: vec![],
@@ -153,15 +174,15 @@ impl Repo {
         }
         let errors = tally.errors.lock().map(|e| e.clone()).unwrap_or_default();
         Ok(RestoreReport {
-            files: tally.files.load(Ordering::Relaxed),
-            bytes: tally.bytes.load(Ordering::Relaxed),
+            files: progress.files.load(Ordering::Relaxed),
+            bytes: progress.bytes.load(Ordering::Relaxed),
             errors,
         })
     }
 }
 
 /// A writer thread: takes files off the queue until it closes.
-fn writer(repo: &Repo, rx: &Mutex<Receiver<FileJob>>, tally: &Tally) {
+fn writer(repo: &Repo, rx: &Mutex<Receiver<FileJob>>, tally: &Tally<'_>) {
     let mut src = match ChunkSource::new(repo) {
         Ok(s) => s,
         Err(e) => {
@@ -172,10 +193,9 @@ fn writer(repo: &Repo, rx: &Mutex<Receiver<FileJob>>, tally: &Tally) {
     loop {
         let next = rx.lock().map(|r| r.recv());
         let Ok(Ok(job)) = next else { break };
-        match write_file(&mut src, &job) {
+        match write_file(&mut src, &job, tally.progress) {
             Ok(()) => {
-                tally.files.fetch_add(1, Ordering::Relaxed);
-                tally.bytes.fetch_add(job.size, Ordering::Relaxed);
+                tally.progress.files.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => tally.error(&job.dest, e),
         }
@@ -312,7 +332,11 @@ impl Walker<'_> {
 }
 
 /// Writes one file beside its final name, then renames it into place.
-fn write_file(src: &mut ChunkSource<'_>, job: &FileJob) -> Result<(), BackupError> {
+fn write_file(
+    src: &mut ChunkSource<'_>,
+    job: &FileJob,
+    progress: &Progress,
+) -> Result<(), BackupError> {
     // A short temporary name: the real one may already be 255 bytes.
     let mut rnd = [0u8; 6];
     crate::key::random(&mut rnd)?;
@@ -327,6 +351,9 @@ fn write_file(src: &mut ChunkSource<'_>, job: &FileJob) -> Result<(), BackupErro
                 .and_then(|v| v.try_into().ok())
                 .ok_or_else(|| BackupError::MissingChunk(hex_id.clone()))?;
             let data = src.get(&id)?;
+            progress
+                .bytes
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
             // Zero blocks become holes, so sparse files stay sparse.
             for block in data.chunks(SPARSE_BLOCK) {
                 if block.iter().all(|b| *b == 0) {

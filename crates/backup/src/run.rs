@@ -390,8 +390,8 @@ impl Walker<'_> {
         let mut tree = Tree::default();
         for name in names {
             let p = path.join(&name);
-            if p == self.repo.dir {
-                continue; // never back up the backup
+            if p == self.repo.dir || is_temporary(&name) {
+                continue; // never back up the backup, or half-written files
             }
             let md = match std::fs::symlink_metadata(&p) {
                 Ok(md) => md,
@@ -584,6 +584,13 @@ impl Walker<'_> {
         }
         Ok((size, chunks))
     }
+}
+
+/// Hearth's own files in progress: uploads and restores are written under
+/// these names and renamed when complete, so they are never worth storing.
+pub fn is_temporary(name: &std::ffi::OsStr) -> bool {
+    let n = name.as_bytes();
+    n.starts_with(b".hearth-upload-") || n.starts_with(b".hearth-restore-")
 }
 
 /// Modification time in nanoseconds since the epoch, as trees record it.

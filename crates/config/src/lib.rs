@@ -35,6 +35,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// FAT boot partition, watched for the `hearth-reset` file at start.
     pub boot_dir: PathBuf,
+    /// The Files page's folder: uploads land here.
+    pub files_dir: PathBuf,
+    /// Seconds a watched folder must be quiet after a change before it is
+    /// backed up.
+    pub backup_quiet_secs: u64,
     /// Lowest log level written.
     pub log_level: LogLevel,
     /// Whether session cookies carry the `Secure` attribute.

@@ -84,6 +84,27 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
     }
 }
 
+/// The refusal for a forged or expired form.
+pub(crate) fn forged() -> WebError {
+    WebError::Forbidden(FORGED.into())
+}
+
+/// Checks a token that arrived outside a urlencoded form (a multipart
+/// field or a header) against this browser's CSRF cookie.
+pub(crate) fn verify_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    token: &str,
+) -> Result<(), WebError> {
+    let jar = CookieJar::from_headers(headers);
+    let cookie = jar.get(CSRF_COOKIE).map(|c| c.value()).unwrap_or_default();
+    if is_cross_site(headers) || !state.auth.csrf().verify(cookie, token) {
+        log::warn!("refused an upload with a bad CSRF token");
+        return Err(forged());
+    }
+    Ok(())
+}
+
 /// Browsers say where a request came from; refuse forms from other sites
 /// even before the token check.
 fn is_cross_site(headers: &HeaderMap) -> bool {

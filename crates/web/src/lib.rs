@@ -8,6 +8,7 @@
 
 mod csrf;
 mod error;
+mod format;
 mod pages;
 mod routes;
 mod security;

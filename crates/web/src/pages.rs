@@ -55,3 +55,92 @@ pub(crate) struct DashboardPage {
     pub backup_state: String,
     pub backup_detail: String,
 }
+
+/// One row of the snapshot list.
+pub(crate) struct SnapshotRow {
+    pub id: i64,
+    pub when: String,
+    pub source: String,
+    pub files: u64,
+    pub size: String,
+    pub added: String,
+    pub duration: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/backups.html")]
+pub(crate) struct BackupsPage {
+    pub csrf: String,
+    /// No repository yet: show the recovery-passphrase form instead.
+    pub needs_init: bool,
+    /// The repository exists but cannot be opened (e.g. a lost key).
+    pub problem: Option<String>,
+    pub notice: Option<String>,
+    pub min_len: usize,
+    pub sources: Vec<String>,
+    pub files_dir: String,
+    pub snapshots: Vec<SnapshotRow>,
+    pub repository: String,
+    pub running: Option<String>,
+    pub last_error: Option<String>,
+    pub warnings: Vec<String>,
+    pub watch_problem: Option<String>,
+    pub settings: hearth_backup::Settings,
+}
+
+/// One entry of a browsed folder.
+pub(crate) struct EntryRow {
+    pub name: String,
+    pub kind: &'static str,
+    pub size: String,
+    pub when: String,
+    /// Browse link for folders, download link for files.
+    pub href: Option<String>,
+    /// Snapshot-relative path, for the restore form.
+    pub path: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/browse.html")]
+pub(crate) struct BrowsePage {
+    pub csrf: String,
+    pub snapshot: i64,
+    pub when: String,
+    pub source: String,
+    /// Breadcrumbs: (label, href).
+    pub crumbs: Vec<(String, String)>,
+    pub path: String,
+    pub path_q: String,
+    pub entries: Vec<EntryRow>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/restore.html")]
+pub(crate) struct RestorePage {
+    pub id: u64,
+    pub what: String,
+    pub target: String,
+    pub running: bool,
+    pub percent: u64,
+    pub done_text: String,
+    pub errors: Vec<String>,
+    pub failed: Option<String>,
+    pub snapshot: i64,
+}
+
+/// One file on the Files page.
+pub(crate) struct FileRow {
+    pub name: String,
+    pub size: String,
+    pub when: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/files.html")]
+pub(crate) struct FilesPage {
+    pub csrf: String,
+    pub dir: String,
+    pub files: Vec<FileRow>,
+    pub notice: Option<String>,
+    pub free: String,
+}

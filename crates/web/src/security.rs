@@ -5,9 +5,7 @@ use axum::{
     http::{HeaderName, HeaderValue, header},
     response::IntoResponse,
 };
-use tower_http::{
-    catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer,
-};
+use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer};
 
 use crate::WebError;
 
@@ -16,15 +14,11 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
     img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; \
     frame-ancestors 'none'";
 
-/// Largest request body accepted by default; upload routes raise their own.
-const BODY_LIMIT: usize = 256 * 1024;
-
 pub(crate) fn layer(router: Router) -> Router {
     let always = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
     };
     router
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(|_| {
             WebError::Internal("a request handler panicked".into()).into_response()
         }))

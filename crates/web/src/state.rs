@@ -21,4 +21,8 @@ pub struct AppState {
     pub started: Instant,
     /// The running Hearth version.
     pub version: &'static str,
+    /// Background backups and restores.
+    pub jobs: hearth_jobs::Jobs,
+    /// The Files page's folder.
+    pub files_dir: Arc<PathBuf>,
 }

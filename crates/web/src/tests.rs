@@ -22,6 +22,11 @@ fn app() -> (tempfile::TempDir, axum::Router) {
         secure_cookies: false,
         started: Instant::now(),
         version: "test",
+        jobs: hearth_jobs::Jobs::start(
+            hearth_jobs::Paths::under(dir.path()),
+            std::time::Duration::from_secs(1),
+        ),
+        files_dir: Arc::new(dir.path().join("files")),
     };
     let router = router(state).layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))));
     (dir, router)

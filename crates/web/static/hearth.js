@@ -18,3 +18,90 @@ document.addEventListener("DOMContentLoaded", () => {
     document.getElementById("browser-ms").value = String(Date.now());
   });
 });
+
+// Files page: send each chosen or dropped file on its own request, so each
+// gets its own progress bar. Without this script the form posts them all.
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("upload-form");
+  const input = document.getElementById("file-input");
+  const drop = document.getElementById("drop");
+  const list = document.getElementById("upload-list");
+  if (!form || !input || !list) return;
+
+  const uploadOne = (file) => new Promise((resolve) => {
+    const item = document.createElement("li");
+    const label = document.createElement("span");
+    label.textContent = file.name;
+    const bar = document.createElement("progress");
+    bar.max = 100;
+    bar.value = 0;
+    const note = document.createElement("span");
+    note.className = "hint";
+    item.append(label, bar, note);
+    list.append(item);
+    const body = new FormData();
+    body.append("file", file, file.name);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action);
+    xhr.setRequestHeader("X-Hearth-CSRF", form.dataset.csrf);
+    xhr.upload.addEventListener("progress", (e) => {
+      if (e.lengthComputable) bar.value = Math.round((e.loaded / e.total) * 100);
+    });
+    xhr.addEventListener("load", () => {
+      const ok = xhr.status >= 200 && xhr.status < 300;
+      bar.value = ok ? 100 : bar.value;
+      note.textContent = ok ? " uploaded" : " failed: " + (xhr.status === 0 ? "connection lost" : xhr.status);
+      item.dataset.state = ok ? "done" : "failed";
+      resolve(ok);
+    });
+    xhr.addEventListener("error", () => {
+      note.textContent = " failed: connection lost";
+      item.dataset.state = "failed";
+      resolve(false);
+    });
+    xhr.send(body);
+  });
+
+  const uploadAll = async (files) => {
+    let ok = 0;
+    for (const f of files) if (await uploadOne(f)) ok += 1;
+    if (ok > 0) window.location.assign("/admin/files?uploaded=" + ok);
+  };
+
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (input.files.length) uploadAll(Array.from(input.files));
+  });
+  if (drop) {
+    drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+    drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+    drop.addEventListener("drop", (e) => {
+      e.preventDefault();
+      drop.classList.remove("over");
+      if (e.dataTransfer.files.length) uploadAll(Array.from(e.dataTransfer.files));
+    });
+  }
+});
+
+// Restore page: poll the job and move the bar until it finishes.
+document.addEventListener("DOMContentLoaded", () => {
+  const job = document.getElementById("restore-job");
+  if (!job || job.dataset.running !== "true") return;
+  const bar = document.getElementById("restore-progress");
+  const text = document.getElementById("restore-text");
+  const tick = async () => {
+    try {
+      const r = await fetch(job.dataset.status, { credentials: "same-origin" });
+      if (!r.ok) return;
+      const s = await r.json();
+      bar.value = s.percent;
+      text.textContent = s.text;
+      if (!s.running) {
+        window.location.reload();
+        return;
+      }
+    } catch (_) { /* the next tick tries again */ }
+    setTimeout(tick, 500);
+  };
+  setTimeout(tick, 500);
+});

@@ -14,6 +14,7 @@ use crate::{
     AppState, WebError,
     csrf::{CsrfForm, issue},
     error::render,
+    format::{bytes, human_duration},
     pages::DashboardPage,
     session::Admin,
 };
@@ -139,7 +140,7 @@ fn backup_card(s: &hearth_backup::Summary) -> (String, String) {
     match &s.last {
         None => (
             "No backups yet".into(),
-            "Set up backups with 'hearth backup init' and add a folder.".into(),
+            "Set them up on the Backups page.".into(),
         ),
         Some((time, source, files, added)) => {
             let when = std::time::UNIX_EPOCH + Duration::from_secs((*time).max(0) as u64);
@@ -156,34 +157,10 @@ fn backup_card(s: &hearth_backup::Summary) -> (String, String) {
     }
 }
 
-fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    let (days, hours, mins) = (s / 86_400, s / 3600 % 24, s / 60 % 60);
-    match (days, hours) {
-        (0, 0) => format!("{mins} min"),
-        (0, h) => format!("{h} h {mins} min"),
-        (d, h) => format!("{d} d {h} h"),
-    }
-}
-
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::format::{bytes, human_duration};
+    use std::time::Duration;
 
     #[test]
     fn formats_for_people() {

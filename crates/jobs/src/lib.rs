@@ -1,0 +1,157 @@
+//! Hearth's background work: automatic backups and restore jobs.
+//!
+//! [`Jobs::start`] spawns one scheduler thread. It owns the folder watcher
+//! and runs every backup and prune itself, one at a time, so they never
+//! compete for the repository lock or the Pi's two busy cores. Requests
+//! from the web panel ("back up now", "the folders changed") reach it over
+//! a channel. Restores run on threads of their own: they only read the
+//! repository, and a person is waiting for them.
+//!
+//! A stop needs no coordination. A backup or prune killed half-way leaves
+//! the repository consistent by design (see `hearth-backup`), and the next
+//! start simply runs again.
+
+mod restore;
+mod scheduler;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, mpsc},
+    time::Duration,
+};
+
+pub use restore::{RestoreJob, RestoreState};
+
+/// Where Hearth keeps the repository, its key and the database.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub data_dir: PathBuf,
+    pub repo: PathBuf,
+    pub key: PathBuf,
+    pub db: PathBuf,
+}
+
+impl Paths {
+    /// The standard layout under a data directory.
+    pub fn under(data_dir: &Path) -> Paths {
+        Paths {
+            data_dir: data_dir.to_path_buf(),
+            repo: data_dir.join("repo"),
+            key: data_dir.join("backup.key"),
+            db: data_dir.join(hearth_store::DB_FILE),
+        }
+    }
+
+    /// Opens the repository, if one has been set up.
+    pub fn open(&self) -> Result<hearth_backup::Repo, hearth_backup::BackupError> {
+        hearth_backup::Repo::open(&self.repo, &self.key, &self.db)
+    }
+}
+
+/// What the scheduler is doing, for the admin panel.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    /// The folder being backed up now, or "pruning".
+    pub running: Option<String>,
+    /// The last failure, with the folder it concerned; cleared by success.
+    pub last_error: Option<String>,
+    /// Warnings of the last run (unreadable files and the like).
+    pub warnings: Vec<String>,
+    /// Whether the watcher covers every folder; if not, why.
+    pub watch_problem: Option<String>,
+}
+
+/// Requests to the scheduler thread.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Back up one folder, or every added folder.
+    BackUp(Option<PathBuf>),
+    /// Folders or settings changed: reload them and re-watch.
+    Reload,
+}
+
+/// A handle on the background work; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Jobs {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    paths: Paths,
+    commands: Mutex<mpsc::Sender<Command>>,
+    status: Arc<Mutex<Status>>,
+    restores: restore::Registry,
+}
+
+impl Jobs {
+    /// Starts the scheduler. `debounce` is how long a folder must be quiet
+    /// after a change before it is backed up.
+    pub fn start(paths: Paths, debounce: Duration) -> Jobs {
+        let (tx, rx) = mpsc::channel();
+        let status = Arc::new(Mutex::new(Status::default()));
+        let scheduler =
+            scheduler::Scheduler::new(paths.clone(), tx.clone(), status.clone(), debounce);
+        let spawned = std::thread::Builder::new()
+            .name("backup-scheduler".into())
+            .spawn(move || scheduler.run(rx));
+        if let Err(e) = spawned {
+            log::error!("cannot start the backup scheduler: {e}");
+        }
+        Jobs {
+            inner: Arc::new(Inner {
+                paths,
+                commands: Mutex::new(tx),
+                status,
+                restores: restore::Registry::default(),
+            }),
+        }
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.inner.paths
+    }
+
+    fn send(&self, c: Command) {
+        if let Ok(tx) = self.inner.commands.lock() {
+            let _ = tx.send(c);
+        }
+    }
+
+    /// Queues a backup of every added folder.
+    pub fn back_up_now(&self) {
+        self.send(Command::BackUp(None));
+    }
+
+    /// Tells the scheduler that folders or settings changed.
+    pub fn reload(&self) {
+        self.send(Command::Reload);
+    }
+
+    /// What the scheduler is doing.
+    pub fn status(&self) -> Status {
+        self.inner
+            .status
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// Starts restoring `path` of `snapshot` into `target`, or in place
+    /// (into the folder it was backed up from) when `target` is `None`.
+    pub fn start_restore(
+        &self,
+        snapshot: i64,
+        path: &str,
+        target: Option<PathBuf>,
+    ) -> Result<Arc<RestoreJob>, hearth_backup::BackupError> {
+        self.inner
+            .restores
+            .start(&self.inner.paths, snapshot, path, target)
+    }
+
+    /// A restore job by id, while it is remembered (the last few are).
+    pub fn restore(&self, id: u64) -> Option<Arc<RestoreJob>> {
+        self.inner.restores.get(id)
+    }
+}
