@@ -17,13 +17,13 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// A chromedriver process on a free loopback port, killed on drop.
-struct Driver {
+pub struct Driver {
     child: Child,
     url: String,
 }
 
 impl Driver {
-    fn start() -> Driver {
+    pub fn start() -> Driver {
         for tool in [CHROMIUM, CHROMEDRIVER] {
             assert!(
                 std::path::Path::new(tool).exists(),
@@ -51,7 +51,17 @@ impl Driver {
         Driver { child, url }
     }
 
-    async fn browser(&self, width: u32, height: u32) -> Client {
+    pub async fn browser(&self, width: u32, height: u32) -> Client {
+        self.browser_saving_to(width, height, None).await
+    }
+
+    /// A browser that saves downloads into `downloads` without asking.
+    pub async fn browser_saving_to(
+        &self,
+        width: u32,
+        height: u32,
+        downloads: Option<&std::path::Path>,
+    ) -> Client {
         let profile = tempfile::tempdir().unwrap().keep();
         let mut caps = serde_json::Map::new();
         // Chromium will not make a window narrower than 500 px, so a phone
@@ -64,6 +74,7 @@ impl Driver {
             json!({
                 "mobileEmulation": emulation,
                 "binary": CHROMIUM,
+
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -73,6 +84,12 @@ impl Driver {
                 ],
             }),
         );
+        if let Some(dir) = downloads {
+            caps["goog:chromeOptions"]["prefs"] = json!({
+                "download.default_directory": dir.display().to_string(),
+                "download.prompt_for_download": false,
+            });
+        }
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         ClientBuilder::new(connector)
             .capabilities(caps)
@@ -89,7 +106,7 @@ impl Drop for Driver {
     }
 }
 
-async fn fill(b: &Client, css: &str, text: &str) {
+pub async fn fill(b: &Client, css: &str, text: &str) {
     b.find(Locator::Css(css))
         .await
         .unwrap()
@@ -98,7 +115,7 @@ async fn fill(b: &Client, css: &str, text: &str) {
         .unwrap();
 }
 
-async fn click(b: &Client, css: &str) {
+pub async fn click(b: &Client, css: &str) {
     b.find(Locator::Css(css))
         .await
         .unwrap()
@@ -107,13 +124,13 @@ async fn click(b: &Client, css: &str) {
         .unwrap();
 }
 
-async fn path(b: &Client) -> String {
+pub async fn path(b: &Client) -> String {
     b.current_url().await.unwrap().path().to_string()
 }
 
 /// Waits until the browser has arrived at `expected` (a click on a submit
 /// button returns before the POST and its redirect have finished).
-async fn arrive(b: &Client, expected: &str) {
+pub async fn arrive(b: &Client, expected: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let now = path(b).await;
@@ -133,7 +150,7 @@ async fn arrive(b: &Client, expected: &str) {
 }
 
 /// Waits until an element matching `css` exists.
-async fn appears(b: &Client, css: &str) {
+pub async fn appears(b: &Client, css: &str) {
     b.wait()
         .at_most(Duration::from_secs(15))
         .for_element(Locator::Css(css))
@@ -141,7 +158,7 @@ async fn appears(b: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("{css} never appeared: {e}"));
 }
 
-async fn text(b: &Client) -> String {
+pub async fn text(b: &Client) -> String {
     b.find(Locator::Css("main"))
         .await
         .unwrap()
@@ -150,13 +167,13 @@ async fn text(b: &Client) -> String {
         .unwrap()
 }
 
-async fn shot(b: &Client, name: &str) {
+pub async fn shot(b: &Client, name: &str) {
     let png = b.screenshot().await.unwrap();
     std::fs::write(artefact_dir("screenshots").join(format!("{name}.png")), png).unwrap();
 }
 
 /// Nothing sticks out sideways: the page reads without horizontal scrolling.
-async fn assert_fits(b: &Client, what: &str) {
+pub async fn assert_fits(b: &Client, what: &str) {
     let fits = b
         .execute(
             "return document.documentElement.scrollWidth <= window.innerWidth;",

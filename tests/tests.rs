@@ -39,3 +39,6 @@ mod prune;
 
 /// Real headless Chromium driving the pages at phone and desktop widths.
 mod browser;
+
+/// Backups in Chromium: upload, snapshot, download, restore.
+mod browser_backup;

@@ -281,7 +281,10 @@ pub(crate) async fn archive(
 
 /// The last part of a backed-up folder's path, for download names.
 fn source_name(source: &str) -> &str {
-    source.rsplit('/').find(|p| !p.is_empty()).unwrap_or("snapshot")
+    source
+        .rsplit('/')
+        .find(|p| !p.is_empty())
+        .unwrap_or("snapshot")
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,133 @@
+//! Backups in real headless Chromium at phone width: set up, upload a file
+//! through the Files page, see it in a snapshot, download it back and
+//! compare, then restore the snapshot elsewhere and watch the progress.
+
+use std::time::{Duration, Instant};
+
+use fantoccini::Locator;
+
+use crate::browser::{Driver, appears, arrive, assert_fits, click, fill, shot, text};
+use crate::lab::noise;
+use crate::util::TestServer;
+
+#[tokio::test]
+async fn upload_backup_download_and_restore_in_chromium() {
+    let server = TestServer::start();
+    let downloads = server.dir.path().join("downloads");
+    std::fs::create_dir(&downloads).unwrap();
+    let driver = Driver::start();
+    let b = driver.browser_saving_to(360, 780, Some(&downloads)).await;
+    let url = &server.url;
+
+    b.goto(&format!("{url}/setup")).await.unwrap();
+    fill(&b, "#password", "a very good password").await;
+    fill(&b, "#confirm", "a very good password").await;
+    click(&b, "form button[type=submit]").await;
+    arrive(&b, "/admin").await;
+
+    // Set up backups with a recovery passphrase.
+    b.goto(&format!("{url}/admin/backups")).await.unwrap();
+    assert!(text(&b).await.contains("recovery passphrase"));
+    assert_fits(&b, "backups set-up").await;
+    shot(&b, "phone-360-5-backups-setup").await;
+    fill(&b, "#passphrase", "a long recovery passphrase").await;
+    fill(&b, "#confirm", "a long recovery passphrase").await;
+    click(&b, "#init button[type=submit]").await;
+    appears(&b, ".notice").await;
+    assert!(text(&b).await.contains("Backups are set up"));
+
+    // Upload through the Files page; the script shows a bar per file.
+    let photo = noise(5 << 20, 7);
+    let local = server.dir.path().join("beach photo.jpg");
+    std::fs::write(&local, &photo).unwrap();
+    b.goto(&format!("{url}/admin/files")).await.unwrap();
+    assert_fits(&b, "files").await;
+    b.find(Locator::Css("#file-input"))
+        .await
+        .unwrap()
+        .send_keys(local.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&b, "#upload-form button[type=submit]").await;
+    appears(&b, ".notice").await;
+    assert!(
+        text(&b).await.contains("1 file uploaded"),
+        "{}",
+        text(&b).await
+    );
+    assert!(text(&b).await.contains("beach photo.jpg"));
+    shot(&b, "phone-360-6-files-uploaded").await;
+
+    // It appears in a snapshot (the watcher or "Back up now").
+    b.goto(&format!("{url}/admin/backups")).await.unwrap();
+    click(&b, "#run-now").await;
+    let started = Instant::now();
+    loop {
+        b.goto(&format!("{url}/admin/backups")).await.unwrap();
+        if let Ok(link) = b.find(Locator::Css("#snapshots tbody a")).await {
+            link.click().await.unwrap();
+            appears(&b, "main h1").await;
+            if text(&b).await.contains("beach photo.jpg") {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no snapshot with the upload"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_fits(&b, "snapshot browser").await;
+    shot(&b, "phone-360-7-snapshot").await;
+
+    // Download it back: the same bytes.
+    b.find(Locator::LinkText("beach photo.jpg"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let saved = downloads.join("beach photo.jpg");
+    let started = Instant::now();
+    while !(saved.exists() && std::fs::metadata(&saved).unwrap().len() == photo.len() as u64) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "download never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        std::fs::read(&saved).unwrap(),
+        photo,
+        "downloaded copy is identical"
+    );
+
+    // Restore the whole snapshot elsewhere and follow the progress page.
+    let target = server.dir.path().join("restored");
+    click(&b, "#restore input[value=elsewhere]").await;
+    fill(&b, "#restore input[name=target]", target.to_str().unwrap()).await;
+    click(&b, "#restore-start").await;
+    appears(&b, "#restore-progress").await;
+    let started = Instant::now();
+    while !text(&b).await.contains("Done:") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "restore never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let value = b
+        .execute(
+            "return document.getElementById('restore-progress').value;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(value, serde_json::json!(100));
+    shot(&b, "phone-360-8-restore-done").await;
+    assert_eq!(
+        std::fs::read(target.join("beach photo.jpg")).unwrap(),
+        photo
+    );
+    b.close().await.unwrap();
+}
