@@ -361,7 +361,7 @@ impl<R: Read + Seek> PackReader<R> {
             self.pos = None;
             return Err(self.bad(format!("read failed: {e}")));
         }
-        self.pos = Some(offset + u64::from(length));
+        self.pos = Some(offset.saturating_add(u64::from(length)));
         Ok(buf)
     }
 
@@ -416,7 +416,8 @@ pub(crate) fn parse_table(table: &[u8], data_end: u64) -> Result<Vec<Entry>, Str
                 length: u32_at(42),
                 raw_length: u32_at(46),
             };
-            if entry.offset < 4 || entry.offset + u64::from(entry.length) > data_end {
+            let end = entry.offset.checked_add(u64::from(entry.length));
+            if entry.offset < 4 || end.is_none_or(|end| end > data_end) {
                 return Err("blob outside the pack".to_string());
             }
             Ok(entry)
