@@ -51,7 +51,7 @@ impl Paths {
 /// What the scheduler is doing, for the admin panel.
 #[derive(Clone, Debug, Default)]
 pub struct Status {
-    /// The folder being backed up now, or "pruning".
+    /// What runs now, as a phrase: "Backing up /srv/hearth/files".
     pub running: Option<String>,
     /// The last failure, with the folder it concerned; cleared by success.
     pub last_error: Option<String>,

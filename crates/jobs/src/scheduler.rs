@@ -192,7 +192,7 @@ impl Scheduler {
                 return;
             }
         };
-        self.set_status(|s| s.running = Some(source.display().to_string()));
+        self.set_status(|s| s.running = Some(format!("Backing up {}", source.display())));
         let result = repo.backup(source);
         self.set_status(|s| {
             s.running = None;
@@ -218,7 +218,7 @@ impl Scheduler {
 
     fn prune(&self) {
         let Ok(repo) = self.paths.open() else { return };
-        self.set_status(|s| s.running = Some("pruning".into()));
+        self.set_status(|s| s.running = Some("Freeing space (prune)".into()));
         let result = repo
             .forget(&self.settings.retention, false)
             .and_then(|_| repo.prune());

@@ -42,8 +42,16 @@ pub(crate) async fn dashboard(
     })
     .await
     .map_err(|e| WebError::Internal(format!("health reading: {e}")))?;
+    let status = state.jobs.status();
     let (backup_state, backup_detail) = match backups {
-        Ok(s) => backup_card(&s),
+        Ok(s) => {
+            let (headline, detail) = backup_card(&s);
+            match (status.running, status.last_error) {
+                (Some(what), _) => (what, detail),
+                (None, Some(e)) => (format!("Failed: {e}"), detail),
+                (None, None) => (headline, detail),
+            }
+        }
         Err(e) => {
             log::error!("reading the backup catalogue: {e}");
             (
