@@ -1,0 +1,305 @@
+//! The admin's tools: boards, pins, hiding, deleting, bans, slow mode and
+//! the landing text. Every action is written to the moderation log in the
+//! same transaction as the change, so the log cannot miss one.
+
+use hearth_store::rusqlite::{Connection, Transaction, params};
+use serde::Serialize;
+
+use crate::{Board, BoardError, Landing, load_post, now, photo};
+
+/// One line of the moderation log.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogEntry {
+    pub at: i64,
+    pub action: String,
+    pub target: String,
+}
+
+/// A ban: a guest id, an address, or both.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ban {
+    pub id: i64,
+    pub guest_id: Option<String>,
+    pub address: Option<String>,
+    pub reason: String,
+    pub created_at: i64,
+}
+
+fn log(tx: &Transaction<'_>, action: &str, target: &str) -> Result<(), BoardError> {
+    tx.execute(
+        "INSERT INTO board_modlog (at, action, target) VALUES (?1, ?2, ?3)",
+        params![now(), action, target],
+    )?;
+    Ok(())
+}
+
+fn board_name(raw: &str) -> Result<String, BoardError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 40 || name.chars().any(char::is_control) {
+        return Err(BoardError::Invalid(
+            "A board name is 1 to 40 characters, without control characters.".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn describe(c: &Connection, post: i64) -> Result<String, BoardError> {
+    let p = load_post(c, post)?;
+    Ok(format!("post {} by {}", p.id, p.nickname))
+}
+
+impl Board {
+    /// Runs one admin change and its log line in a transaction; `event`
+    /// names what live pages must do (`remove` or `refresh`) for which
+    /// board and post.
+    async fn moderate<F>(&self, f: F) -> Result<(), BoardError>
+    where
+        F: FnOnce(&Transaction<'_>) -> Result<Option<(i64, &'static str, i64)>, BoardError>
+            + Send
+            + 'static,
+    {
+        let _order = self.publish.lock().await;
+        let event = self
+            .store
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let event = match f(&tx)? {
+                    Some((board, kind, post)) => {
+                        let data = if kind == "remove" { post.to_string() } else { String::new() };
+                        Some(Board::record_event(&tx, board, kind, post, data)?)
+                    }
+                    None => None,
+                };
+                tx.commit()?;
+                Ok::<_, BoardError>(event)
+            })
+            .await?;
+        if let Some(e) = event {
+            self.broadcast(e);
+        }
+        Ok(())
+    }
+
+    pub async fn create_board(&self, name: &str) -> Result<(), BoardError> {
+        let name = board_name(name)?;
+        self.moderate(move |tx| {
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM board_boards WHERE name = ?1)",
+                [&name],
+                |r| r.get(0),
+            )?;
+            if exists {
+                return Err(BoardError::Invalid(format!("There is already a board called {name}.")));
+            }
+            tx.execute(
+                "INSERT INTO board_boards (name, position, created_at)
+                 VALUES (?1, (SELECT coalesce(max(position), -1) + 1 FROM board_boards), ?2)",
+                params![name, now()],
+            )?;
+            log(tx, "create board", &name)?;
+            Ok(None)
+        })
+        .await
+    }
+
+    pub async fn rename_board(&self, id: i64, name: &str) -> Result<(), BoardError> {
+        let name = board_name(name)?;
+        self.moderate(move |tx| {
+            let old: String = tx
+                .query_row("SELECT name FROM board_boards WHERE id = ?1", [id], |r| r.get(0))
+                .map_err(|_| BoardError::NotFound)?;
+            tx.execute("UPDATE board_boards SET name = ?2 WHERE id = ?1", params![id, name])
+                .map_err(|_| BoardError::Invalid(format!("There is already a board called {name}.")))?;
+            log(tx, "rename board", &format!("{old} → {name}"))?;
+            Ok(Some((id, "refresh", 0)))
+        })
+        .await
+    }
+
+    /// Moves a board one place up (`-1`) or down (`1`) in the list.
+    pub async fn move_board(&self, id: i64, delta: i64) -> Result<(), BoardError> {
+        self.moderate(move |tx| {
+            let ids: Vec<i64> = tx
+                .prepare("SELECT id FROM board_boards ORDER BY position, id")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let at = ids.iter().position(|i| *i == id).ok_or(BoardError::NotFound)?;
+            let to = (at as i64 + delta).clamp(0, ids.len() as i64 - 1) as usize;
+            let mut order = ids.clone();
+            let moved = order.remove(at);
+            order.insert(to, moved);
+            for (pos, bid) in order.iter().enumerate() {
+                tx.execute("UPDATE board_boards SET position = ?2 WHERE id = ?1", params![bid, pos as i64])?;
+            }
+            log(tx, if delta < 0 { "move board up" } else { "move board down" }, &id.to_string())?;
+            Ok(None)
+        })
+        .await
+    }
+
+    pub async fn set_locked(&self, id: i64, locked: bool) -> Result<(), BoardError> {
+        self.moderate(move |tx| {
+            if tx.execute("UPDATE board_boards SET locked = ?2 WHERE id = ?1", params![id, locked])? == 0 {
+                return Err(BoardError::NotFound);
+            }
+            log(tx, if locked { "lock board" } else { "unlock board" }, &id.to_string())?;
+            Ok(Some((id, "refresh", 0)))
+        })
+        .await
+    }
+
+    /// Slow mode: at most one post per `secs` per client on a board.
+    pub async fn set_slow(&self, id: i64, secs: u32) -> Result<(), BoardError> {
+        if secs > 3600 {
+            return Err(BoardError::Invalid("Slow mode can be at most 3600 seconds.".into()));
+        }
+        self.moderate(move |tx| {
+            if tx.execute("UPDATE board_boards SET slow_secs = ?2 WHERE id = ?1", params![id, secs])? == 0 {
+                return Err(BoardError::NotFound);
+            }
+            log(tx, "slow mode", &format!("board {id}: {secs} s"))?;
+            Ok(None)
+        })
+        .await
+    }
+
+    pub async fn pin(&self, post: i64, pinned: bool) -> Result<(), BoardError> {
+        self.moderate(move |tx| {
+            let p = load_post(tx, post)?;
+            tx.execute("UPDATE board_posts SET pinned = ?2 WHERE id = ?1", params![post, pinned])?;
+            log(tx, if pinned { "pin" } else { "unpin" }, &describe(tx, post)?)?;
+            Ok(Some((p.board_id, "refresh", post)))
+        })
+        .await
+    }
+
+    /// Hides or shows a post (and, for a thread, everything under it).
+    pub async fn hide(&self, post: i64, hidden: bool) -> Result<(), BoardError> {
+        self.moderate(move |tx| {
+            let p = load_post(tx, post)?;
+            tx.execute("UPDATE board_posts SET hidden = ?2 WHERE id = ?1", params![post, hidden])?;
+            log(tx, if hidden { "hide" } else { "show" }, &describe(tx, post)?)?;
+            Ok(Some((p.board_id, if hidden { "remove" } else { "refresh" }, post)))
+        })
+        .await
+    }
+
+    /// Deletes a post for good, with its replies and photos.
+    pub async fn delete(&self, post: i64) -> Result<(), BoardError> {
+        let photos = self.photos.clone();
+        let (tx_gone, rx_gone) = std::sync::mpsc::channel();
+        self.moderate(move |tx| {
+            let p = load_post(tx, post)?;
+            let what = describe(tx, post)?;
+            let names: Vec<String> = tx
+                .prepare("SELECT photo FROM board_posts WHERE (id = ?1 OR parent_id = ?1) AND photo IS NOT NULL")?
+                .query_map([post], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            tx.execute("DELETE FROM board_posts WHERE parent_id = ?1", [post])?;
+            tx.execute("DELETE FROM board_posts WHERE id = ?1", [post])?;
+            log(tx, "delete", &what)?;
+            let _ = tx_gone.send(names);
+            Ok(Some((p.board_id, "remove", post)))
+        })
+        .await?;
+        // Files go once the rows naming them are gone.
+        for name in rx_gone.try_recv().unwrap_or_default() {
+            photo::remove(&photos, &name);
+        }
+        Ok(())
+    }
+
+    /// Bans the author of `post`: their guest id and their address.
+    pub async fn ban_author(&self, post: i64, reason: &str) -> Result<(), BoardError> {
+        let reason = reason.trim().chars().take(200).collect::<String>();
+        self.moderate(move |tx| {
+            let (guest, address, nickname): (Option<String>, String, String) = tx
+                .query_row(
+                    "SELECT guest_id, address, nickname FROM board_posts WHERE id = ?1",
+                    [post],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .map_err(|_| BoardError::NotFound)?;
+            if guest.is_none() {
+                return Err(BoardError::Invalid("That post is the admin's own.".into()));
+            }
+            tx.execute(
+                "INSERT INTO board_bans (guest_id, address, reason, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![guest, address, reason, now()],
+            )?;
+            log(tx, "ban", &format!("{nickname} ({address}): {reason}"))?;
+            Ok(None)
+        })
+        .await
+    }
+
+    pub async fn unban(&self, ban: i64) -> Result<(), BoardError> {
+        self.moderate(move |tx| {
+            if tx.execute("DELETE FROM board_bans WHERE id = ?1", [ban])? == 0 {
+                return Err(BoardError::NotFound);
+            }
+            log(tx, "unban", &ban.to_string())?;
+            Ok(None)
+        })
+        .await
+    }
+
+    pub async fn bans(&self) -> Result<Vec<Ban>, BoardError> {
+        self.store
+            .read(|c| {
+                let rows = c
+                    .prepare("SELECT id, guest_id, address, reason, created_at FROM board_bans ORDER BY id DESC")?
+                    .query_map([], |r| {
+                        Ok(Ban {
+                            id: r.get(0)?,
+                            guest_id: r.get(1)?,
+                            address: r.get(2)?,
+                            reason: r.get(3)?,
+                            created_at: r.get(4)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
+            })
+            .await
+    }
+
+    /// The newest log lines first.
+    pub async fn modlog(&self, limit: usize) -> Result<Vec<LogEntry>, BoardError> {
+        self.store
+            .read(move |c| {
+                let rows = c
+                    .prepare("SELECT at, action, target FROM board_modlog ORDER BY id DESC LIMIT ?1")?
+                    .query_map([limit as i64], |r| {
+                        Ok(LogEntry {
+                            at: r.get(0)?,
+                            action: r.get(1)?,
+                            target: r.get(2)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
+            })
+            .await
+    }
+
+    pub async fn set_landing(&self, landing: Landing) -> Result<(), BoardError> {
+        let title = landing.title.trim().to_string();
+        let welcome = landing.welcome.trim().to_string();
+        if title.is_empty() || title.chars().count() > 80 || title.contains('\u{1f}') {
+            return Err(BoardError::Invalid("The title is 1 to 80 characters.".into()));
+        }
+        if welcome.chars().count() > 2000 || welcome.contains('\u{1f}') {
+            return Err(BoardError::Invalid("The welcome text is at most 2000 characters.".into()));
+        }
+        self.moderate(move |tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO settings (key, value) VALUES ('board.landing', ?1)",
+                [format!("{title}\u{1f}{welcome}").into_bytes()],
+            )?;
+            log(tx, "landing text", &title)?;
+            Ok(None)
+        })
+        .await
+    }
+}

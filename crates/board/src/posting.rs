@@ -1,0 +1,282 @@
+//! Writing a post: every check first (ban, lock, slow mode, rate, size,
+//! photo), then one transaction for the post and its event, then the
+//! broadcast. A refused post stores nothing, photo included.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use hearth_store::rusqlite::{OptionalExtension, params};
+
+use crate::{Board, BoardError, Post, load_post, now, photo};
+
+/// Longest post body, in characters.
+pub const MAX_BODY: usize = 4000;
+/// Longest nickname, in characters.
+pub const MAX_NICKNAME: usize = 32;
+
+/// A post as submitted.
+#[derive(Debug, Default)]
+pub struct NewPost {
+    pub board: i64,
+    /// The thread replied to, if a reply.
+    pub parent: Option<i64>,
+    /// The guest's cookie id; `None` for the admin.
+    pub guest: Option<String>,
+    pub nickname: String,
+    pub address: String,
+    pub body: String,
+    /// Photo bytes and the type the upload claimed (from name or MIME).
+    pub photo: Option<(Vec<u8>, Option<photo::Kind>)>,
+}
+
+/// Checks a nickname: trimmed, 1 to 32 characters, no control or
+/// invisible characters, and not pretending to be the admin.
+pub(crate) fn check_nickname(raw: &str) -> Result<String, BoardError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(BoardError::Invalid("Choose a name first.".into()));
+    }
+    if name.chars().count() > MAX_NICKNAME {
+        return Err(BoardError::Invalid(format!(
+            "Names can be at most {MAX_NICKNAME} characters."
+        )));
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}'))
+    {
+        return Err(BoardError::Invalid(
+            "Names cannot contain control or invisible characters.".into(),
+        ));
+    }
+    let folded: String = name
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            '0' => 'o',
+            '1' | 'l' | '|' => 'i',
+            '4' | '@' => 'a',
+            '3' => 'e',
+            '5' | '$' => 's',
+            c => c,
+        })
+        .collect();
+    if ["admin", "administrator", "moderator", "hearth", "root", "sysop"]
+        .iter()
+        .any(|r| folded.contains(r) || folded.contains(&r.replace('l', "i")))
+    {
+        return Err(BoardError::Invalid(
+            "That name is kept for this Hearth's admin. Choose another.".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// Per-client flood control: at most `BURST` posts in any `WINDOW`.
+#[derive(Debug, Default)]
+pub struct RateLimit {
+    recent: Mutex<HashMap<String, Vec<Instant>>>,
+}
+
+const BURST: usize = 5;
+const WINDOW: Duration = Duration::from_secs(60);
+
+impl RateLimit {
+    /// Records a post by `client` now, or says how long to wait.
+    fn check(&self, client: &str) -> Result<(), u64> {
+        let Ok(mut map) = self.recent.lock() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if map.len() > 10_000 {
+            map.retain(|_, v| v.iter().any(|t| now.duration_since(*t) < WINDOW));
+        }
+        let times = map.entry(client.to_string()).or_default();
+        times.retain(|t| now.duration_since(*t) < WINDOW);
+        if times.len() >= BURST {
+            let wait = WINDOW.saturating_sub(now.duration_since(times[0]));
+            return Err(wait.as_secs().max(1));
+        }
+        times.push(now);
+        Ok(())
+    }
+}
+
+impl Board {
+    /// Posts, after every check. Returns the stored post.
+    pub async fn post(&self, new: NewPost) -> Result<Post, BoardError> {
+        let body = new.body.trim().replace("\r\n", "\n");
+        if body.is_empty() && new.photo.is_none() {
+            return Err(BoardError::Invalid("Write something first.".into()));
+        }
+        if body.chars().count() > MAX_BODY {
+            return Err(BoardError::Invalid(format!(
+                "Posts can be at most {MAX_BODY} characters; this one has {}.",
+                body.chars().count()
+            )));
+        }
+        let nickname = match &new.guest {
+            Some(_) => check_nickname(&new.nickname)?,
+            None => "admin".to_string(),
+        };
+        // Bans, lock and slow mode, read before any work is done.
+        let (board, guest, address, parent) = (
+            new.board,
+            new.guest.clone(),
+            new.address.clone(),
+            new.parent,
+        );
+        self.store
+            .read(move |c| {
+                let (locked, slow): (bool, i64) = c
+                    .query_row(
+                        "SELECT locked, slow_secs FROM board_boards WHERE id = ?1",
+                        [board],
+                        |r| Ok((r.get::<_, i64>(0)? != 0, r.get(1)?)),
+                    )
+                    .optional()?
+                    .ok_or(BoardError::NotFound)?;
+                if let Some(p) = parent {
+                    let thread = load_post(c, p)?;
+                    if thread.board_id != board || thread.parent_id.is_some() || thread.hidden {
+                        return Err(BoardError::NotFound);
+                    }
+                }
+                let Some(guest) = guest else { return Ok(()) };
+                let banned: bool = c.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM board_bans WHERE guest_id = ?1 OR address = ?2)",
+                    params![guest, address],
+                    |r| r.get(0),
+                )?;
+                if banned {
+                    return Err(BoardError::Refused {
+                        message: "You cannot post on this board.".into(),
+                        retry_after: None,
+                    });
+                }
+                if locked {
+                    return Err(BoardError::Refused {
+                        message: "This board is locked: only the admin can post here.".into(),
+                        retry_after: None,
+                    });
+                }
+                if slow > 0 {
+                    let last: Option<i64> = c.query_row(
+                        "SELECT max(created_at) FROM board_posts
+                         WHERE board_id = ?1 AND (guest_id = ?2 OR address = ?3)",
+                        params![board, guest, address],
+                        |r| r.get(0),
+                    )?;
+                    if let Some(last) = last {
+                        let wait = last + slow - now();
+                        if wait > 0 {
+                            return Err(BoardError::Refused {
+                                message: format!(
+                                    "Slow mode is on: one post every {slow} seconds. Wait {wait} more."
+                                ),
+                                retry_after: Some(wait as u64),
+                            });
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        if new.guest.is_some() {
+            for client in [new.guest.as_deref().unwrap_or(""), new.address.as_str()] {
+                if let Err(wait) = self.limits.check(client) {
+                    return Err(BoardError::Refused {
+                        message: format!(
+                            "You are posting too fast. Wait {wait} seconds and try again."
+                        ),
+                        retry_after: Some(wait),
+                    });
+                }
+            }
+        }
+        // The photo: checked and cleaned off the async threads, stored
+        // before the row that names it.
+        let photo_name = match new.photo {
+            Some((data, claimed)) => {
+                let dir = self.photos.as_ref().clone();
+                let name = tokio::task::spawn_blocking(move || {
+                    let cleaned = photo::clean(&data, claimed)?;
+                    photo::store(&dir, &cleaned)
+                })
+                .await
+                .map_err(|e| BoardError::Internal(e.to_string()))??;
+                Some(name)
+            }
+            None => None,
+        };
+        let _order = self.publish.lock().await;
+        let renderer = self.renderer.clone();
+        let photos = self.photos.clone();
+        let stored_photo = photo_name.clone();
+        let result = self
+            .store
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let t = now();
+                tx.execute(
+                    "INSERT INTO board_posts
+                     (board_id, parent_id, guest_id, nickname, body, photo, address, created_at, last_activity)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                    params![new.board, new.parent, new.guest, nickname, body, stored_photo, new.address, t],
+                )?;
+                let id = tx.last_insert_rowid();
+                if let Some(p) = new.parent {
+                    tx.execute(
+                        "UPDATE board_posts SET last_activity = ?2 WHERE id = ?1",
+                        params![p, t],
+                    )?;
+                }
+                let post = load_post(&tx, id)?;
+                let event = Board::record_event(&tx, new.board, "post", id, renderer(&post))?;
+                tx.commit()?;
+                Ok::<_, BoardError>((post, event))
+            })
+            .await;
+        match result {
+            Ok((post, event)) => {
+                self.broadcast(event);
+                Ok(post)
+            }
+            Err(e) => {
+                if let Some(name) = photo_name {
+                    photo::remove(&photos, &name);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nicknames_are_checked() {
+        assert_eq!(check_nickname("  Ana ").unwrap(), "Ana");
+        for bad in ["", "   ", "a\u{7}b", "x\u{202e}y", "Admin", "ADM1N", "the a.d.m.i.n", "Moderator 2", &"z".repeat(40)] {
+            assert!(check_nickname(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_nickname("Madeline").is_ok());
+    }
+
+    #[test]
+    fn floods_wait_for_the_window() {
+        let r = RateLimit::default();
+        for _ in 0..BURST {
+            assert!(r.check("a").is_ok());
+        }
+        let wait = r.check("a").unwrap_err();
+        assert!(wait >= 1 && wait <= 60, "{wait}");
+        assert!(r.check("b").is_ok(), "others unaffected");
+    }
+}
