@@ -44,6 +44,13 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
             Duration::from_secs(config.backup_quiet_secs.max(1)),
         ),
         files_dir: Arc::new(config.files_dir.clone()),
+        board: hearth_board::Board::new(
+            store.clone(),
+            &config.data_dir,
+            hearth_web::live_renderer(),
+        ),
+        portal: Arc::default(),
+        hostname: Arc::new(hearth_system::hostname()),
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

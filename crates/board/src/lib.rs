@@ -305,6 +305,48 @@ impl Board {
             .await
     }
 
+    /// Pinned threads of every board, for the landing page's notices.
+    pub async fn pinned(&self) -> Result<Vec<Post>, BoardError> {
+        self.store
+            .read(|c| {
+                let rows = c
+                    .prepare(&format!(
+                        "SELECT {POST_COLUMNS} FROM board_posts
+                         WHERE pinned = 1 AND hidden = 0 AND parent_id IS NULL
+                         ORDER BY last_activity DESC LIMIT 10"
+                    ))?
+                    .query_map([], post_from)?
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
+            })
+            .await
+    }
+
+    /// The newest posts of every board, hidden ones included, for the
+    /// admin's moderation list.
+    pub async fn recent(&self, limit: usize) -> Result<Vec<Post>, BoardError> {
+        self.store
+            .read(move |c| {
+                let rows = c
+                    .prepare(&format!(
+                        "SELECT {POST_COLUMNS} FROM board_posts ORDER BY id DESC LIMIT ?1"
+                    ))?
+                    .query_map([limit as i64], post_from)?
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
+            })
+            .await
+    }
+
+    /// The newest event id: where a freshly loaded page starts listening.
+    pub async fn last_event_id(&self) -> Result<i64, BoardError> {
+        self.store
+            .read(|c| {
+                Ok(c.query_row("SELECT coalesce(max(id), 0) FROM board_events", [], |r| r.get(0))?)
+            })
+            .await
+    }
+
     /// Full-text search over visible posts, best matches first.
     pub async fn search(&self, query: &str) -> Result<Vec<Post>, BoardError> {
         // Each word becomes a quoted FTS5 term, so punctuation in what a

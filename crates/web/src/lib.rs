@@ -10,21 +10,29 @@ mod csrf;
 mod error;
 mod format;
 mod pages;
+mod peer;
+mod portal;
 mod routes;
 mod security;
 mod session;
 mod state;
 
-use std::{future::Future, net::SocketAddr};
+use std::future::Future;
 
 use axum::Router;
 
 pub use error::WebError;
+pub use peer::Peer;
+pub use routes::board::live_renderer;
 pub use state::AppState;
 
 /// The whole web app.
 pub fn router(state: AppState) -> Router {
-    security::layer(routes::routes().with_state(state))
+    let routes = routes::routes().layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        portal::captive,
+    ));
+    security::layer(routes.with_state(state))
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves, then lets
@@ -36,7 +44,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     axum::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        router(state).into_make_service_with_connect_info::<Peer>(),
     )
     .with_graceful_shutdown(shutdown)
     .await

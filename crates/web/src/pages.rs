@@ -15,6 +15,14 @@ pub(crate) struct ErrorPage<'a> {
 #[template(path = "landing.html")]
 pub(crate) struct LandingPage {
     pub hostname: String,
+    pub csrf: String,
+    pub landing: hearth_board::Landing,
+    pub boards: Vec<hearth_board::BoardInfo>,
+    /// Pinned notices, rendered.
+    pub pinned: Vec<String>,
+    pub nickname: Option<String>,
+    /// Where the nickname form returns to.
+    pub back: String,
 }
 
 #[derive(Template)]
@@ -143,4 +151,80 @@ pub(crate) struct FilesPage {
     pub files: Vec<FileRow>,
     pub notice: Option<String>,
     pub free: String,
+}
+
+#[derive(Template)]
+#[template(path = "continue.html")]
+pub(crate) struct ContinuePage {
+    /// Where this client reaches Hearth, e.g. http://10.42.0.1/.
+    pub address: String,
+}
+
+/// One post (and, for a thread, its replies) as HTML: the page's markup and
+/// the live events' data are this same template.
+#[derive(Template)]
+#[template(path = "board/post.html")]
+pub(crate) struct PostFragment<'a> {
+    pub post: &'a hearth_board::Post,
+    pub when: String,
+    pub thumb: String,
+    /// Rendered replies.
+    pub replies: Vec<String>,
+    /// Empty in live events; the page's script fills it in.
+    pub csrf: &'a str,
+    pub with_form: bool,
+}
+
+#[derive(Template)]
+#[template(path = "board/board.html")]
+pub(crate) struct BoardPage {
+    pub csrf: String,
+    pub board: hearth_board::BoardInfo,
+    pub threads: Vec<String>,
+    pub page: usize,
+    pub more: bool,
+    pub nickname: Option<String>,
+    pub is_admin: bool,
+    pub can_post: bool,
+    pub last_event: i64,
+    pub back: String,
+}
+
+#[derive(Template)]
+#[template(path = "board/thread.html")]
+pub(crate) struct ThreadPage {
+    pub csrf: String,
+    pub board: hearth_board::BoardInfo,
+    pub thread: String,
+    pub last_event: i64,
+}
+
+#[derive(Template)]
+#[template(path = "board/search.html")]
+pub(crate) struct SearchPage {
+    pub query: String,
+    /// (thread link, rendered post)
+    pub results: Vec<(String, String)>,
+}
+
+/// A post in the moderation list.
+pub(crate) struct ModPost {
+    pub id: i64,
+    pub pinned: bool,
+    pub hidden: bool,
+    pub by_admin: bool,
+    pub html_fragment: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/board.html")]
+pub(crate) struct BoardAdminPage {
+    pub csrf: String,
+    pub notice: Option<String>,
+    pub landing: hearth_board::Landing,
+    pub boards: Vec<hearth_board::BoardInfo>,
+    pub posts: Vec<ModPost>,
+    pub bans: Vec<hearth_board::Ban>,
+    /// (when, action, target)
+    pub log: Vec<(String, String, String)>,
 }

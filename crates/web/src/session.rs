@@ -78,3 +78,12 @@ pub(crate) fn set(state: &AppState, jar: CookieJar, token: &SessionToken) -> Coo
 pub(crate) fn clear(jar: CookieJar) -> CookieJar {
     jar.remove(Cookie::build(SESSION_COOKIE).path("/"))
 }
+
+/// Whether this browser holds a live admin session; for pages that anyone
+/// may see but the admin sees a little differently.
+pub(crate) async fn is_admin(state: &AppState, jar: &CookieJar) -> bool {
+    match jar.get(SESSION_COOKIE) {
+        Some(c) => state.auth.session_is_valid(c.value()).await.unwrap_or(false),
+        None => false,
+    }
+}

@@ -25,4 +25,10 @@ pub struct AppState {
     pub jobs: hearth_jobs::Jobs,
     /// The Files page's folder.
     pub files_dir: Arc<PathBuf>,
+    /// The hotspot board.
+    pub board: hearth_board::Board,
+    /// Guests who continued past the captive portal.
+    pub portal: Arc<hearth_net::captive::Accepted>,
+    /// This device's host name, for telling our own Host headers apart.
+    pub hostname: Arc<String>,
 }

@@ -16,7 +16,7 @@ fn app() -> (tempfile::TempDir, axum::Router) {
     let dir = tempfile::tempdir().unwrap();
     let store = hearth_store::Store::open(&dir.path().join("hearth.db")).unwrap();
     let state = AppState {
-        auth: hearth_auth::Auth::new(store).unwrap(),
+        auth: hearth_auth::Auth::new(store.clone()).unwrap(),
         clock: Arc::new(hearth_system::Clock::simulated(0)),
         data_dir: Arc::new(dir.path().to_path_buf()),
         secure_cookies: false,
@@ -27,8 +27,15 @@ fn app() -> (tempfile::TempDir, axum::Router) {
             std::time::Duration::from_secs(1),
         ),
         files_dir: Arc::new(dir.path().join("files")),
+        board: hearth_board::Board::new(store.clone(), dir.path(), crate::live_renderer()),
+        portal: Arc::default(),
+        hostname: Arc::new("testhost".into()),
     };
-    let router = router(state).layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))));
+    let peer = crate::Peer {
+        remote: SocketAddr::from(([127, 0, 0, 1], 9)),
+        local: SocketAddr::from(([127, 0, 0, 1], 80)),
+    };
+    let router = router(state).layer(MockConnectInfo(peer));
     (dir, router)
 }
 

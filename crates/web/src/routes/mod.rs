@@ -3,8 +3,10 @@
 
 mod admin;
 mod backups;
+pub(crate) mod board;
 mod browse;
 mod files;
+mod moderation;
 mod public;
 mod setup;
 
@@ -19,7 +21,14 @@ use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(public::landing))
+        .route("/", get(board::landing))
+        .route("/boards/{id}", get(board::board_page))
+        .route("/boards/{id}/threads/{thread}", get(board::thread_page))
+        .route("/boards/{id}/events", get(board::events))
+        .route("/nickname", post(board::set_nickname))
+        .route("/search", get(board::search))
+        .route("/photos/{name}", get(board::photo_file))
+        .route("/portal/continue", post(crate::portal::continue_in_browser))
         .route("/healthz", get(public::healthz))
         .route("/static/{file}", get(public::static_file))
         .route("/setup", get(setup::setup_page).post(setup::setup))
@@ -44,6 +53,18 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/restores/{job}", get(browse::restore_page))
         .route("/admin/restores/{job}/status", get(browse::restore_status))
         .route("/admin/files", get(files::page))
+        .route("/admin/board", get(moderation::page))
+        .route("/admin/board/landing", post(moderation::landing))
+        .route("/admin/board/boards", post(moderation::create))
+        .route("/admin/board/boards/{id}/rename", post(moderation::rename))
+        .route("/admin/board/boards/{id}/move", post(moderation::move_board))
+        .route("/admin/board/boards/{id}/lock", post(moderation::lock))
+        .route("/admin/board/boards/{id}/slow", post(moderation::slow))
+        .route("/admin/board/posts/{id}/pin", post(moderation::pin))
+        .route("/admin/board/posts/{id}/hide", post(moderation::hide))
+        .route("/admin/board/posts/{id}/delete", post(moderation::delete))
+        .route("/admin/board/posts/{id}/ban", post(moderation::ban))
+        .route("/admin/board/bans/{id}/remove", post(moderation::unban))
         .route(
             "/admin/{*rest}",
             get(admin::not_found).post(admin::not_found),
@@ -56,6 +77,12 @@ pub(crate) fn routes() -> Router<AppState> {
             Router::new()
                 .route("/admin/files/upload", post(files::upload))
                 .layer(DefaultBodyLimit::disable()),
+        )
+        // A post with a photo: the photo limit plus room for the text.
+        .merge(
+            Router::new()
+                .route("/boards/{id}/posts", post(board::post))
+                .layer(DefaultBodyLimit::max(hearth_board::photo::MAX_PHOTO_BYTES + 64 * 1024)),
         )
 }
 

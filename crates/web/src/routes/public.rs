@@ -6,12 +6,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{AppState, WebError, error::render, pages::LandingPage};
-
-pub(crate) async fn landing() -> Result<Response, WebError> {
-    let hostname = hearth_system::hostname();
-    Ok(render(&LandingPage { hostname })?.into_response())
-}
+use crate::{AppState, WebError};
 
 /// Liveness for systemd, the image test and monitoring: answers once the
 /// database is readable.

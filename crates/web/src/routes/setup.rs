@@ -1,6 +1,5 @@
 //! The first-run claim, login and logout.
 
-use std::net::SocketAddr;
 
 use axum::{
     extract::{ConnectInfo, State},
@@ -111,11 +110,11 @@ fn login_form(
 
 pub(crate) async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<crate::Peer>,
     jar: CookieJar,
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Result<Response, WebError> {
-    match state.auth.login(peer.ip(), &form.password).await {
+    match state.auth.login(peer.remote.ip(), &form.password).await {
         Ok(token) => {
             let jar = session::set(&state, jar, &token);
             Ok((jar, Redirect::to("/admin")).into_response())

@@ -1,0 +1,3 @@
+//! Networking knowledge that is independent of the web framework.
+
+pub mod captive;
