@@ -37,6 +37,9 @@ mod backup_web;
 /// Forgetting, pruning and rebuilding the index from packs.
 mod prune;
 
+/// The hotspot board and the captive portal.
+mod board;
+
 /// Real headless Chromium driving the pages at phone and desktop widths.
 mod browser;
 

@@ -214,9 +214,16 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str) -> Client {
+        Client::from_address(base, [127, 0, 0, 1].into())
+    }
+
+    /// A client connecting from another loopback address (127.0.0.0/8 is
+    /// all ours), standing in for a second phone on the hotspot.
+    pub fn from_address(base: &str, ip: std::net::IpAddr) -> Client {
         Client {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .local_address(ip)
                 .build()
                 .unwrap(),
             base: base.to_string(),

@@ -151,7 +151,9 @@ pub struct Board {
 
 impl std::fmt::Debug for Board {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Board").field("photos", &self.photos).finish()
+        f.debug_struct("Board")
+            .field("photos", &self.photos)
+            .finish()
     }
 }
 
@@ -273,7 +275,12 @@ impl Board {
                 ))?;
                 let mut posts: Vec<Post> = stmt
                     .query_map(
-                        params![board, with_hidden, PAGE_SIZE as i64 + 1, (page * PAGE_SIZE) as i64],
+                        params![
+                            board,
+                            with_hidden,
+                            PAGE_SIZE as i64 + 1,
+                            (page * PAGE_SIZE) as i64
+                        ],
                         post_from,
                     )?
                     .collect::<Result<_, _>>()?;
@@ -342,7 +349,11 @@ impl Board {
     pub async fn last_event_id(&self) -> Result<i64, BoardError> {
         self.store
             .read(|c| {
-                Ok(c.query_row("SELECT coalesce(max(id), 0) FROM board_events", [], |r| r.get(0))?)
+                Ok(
+                    c.query_row("SELECT coalesce(max(id), 0) FROM board_events", [], |r| {
+                        r.get(0)
+                    })?,
+                )
             })
             .await
     }
@@ -373,7 +384,9 @@ impl Board {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ))?;
-                let rows = stmt.query_map([fts], post_from)?.collect::<Result<_, _>>()?;
+                let rows = stmt
+                    .query_map([fts], post_from)?
+                    .collect::<Result<_, _>>()?;
                 Ok(rows)
             })
             .await
@@ -401,7 +414,11 @@ impl Board {
 
     /// Sets a guest's nickname, creating the guest (with a new random id)
     /// when `id` is `None` or unknown.
-    pub async fn set_nickname(&self, id: Option<String>, nickname: &str) -> Result<Guest, BoardError> {
+    pub async fn set_nickname(
+        &self,
+        id: Option<String>,
+        nickname: &str,
+    ) -> Result<Guest, BoardError> {
         let nickname = posting::check_nickname(nickname)?;
         let id = match id.filter(|i| i.len() == 32 && i.bytes().all(|b| b.is_ascii_hexdigit())) {
             Some(i) => i,
@@ -430,7 +447,11 @@ impl Board {
         self.store
             .read(|c| {
                 let raw: Option<Vec<u8>> = c
-                    .query_row("SELECT value FROM settings WHERE key = 'board.landing'", [], |r| r.get(0))
+                    .query_row(
+                        "SELECT value FROM settings WHERE key = 'board.landing'",
+                        [],
+                        |r| r.get(0),
+                    )
                     .optional()?;
                 Ok(raw.and_then(|r| decode_landing(&r)).unwrap_or_default())
             })
@@ -453,7 +474,9 @@ impl Board {
                      WHERE board_id = ?1 AND id > ?2 ORDER BY id LIMIT 500",
                 )?;
                 let rows: Vec<(i64, String, i64)> = stmt
-                    .query_map(params![board, last], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .query_map(params![board, last], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
                     .collect::<Result<_, _>>()?;
                 let mut out = vec![];
                 for (id, kind, post) in rows {

@@ -65,7 +65,11 @@ impl Board {
                 let tx = c.transaction()?;
                 let event = match f(&tx)? {
                     Some((board, kind, post)) => {
-                        let data = if kind == "remove" { post.to_string() } else { String::new() };
+                        let data = if kind == "remove" {
+                            post.to_string()
+                        } else {
+                            String::new()
+                        };
                         Some(Board::record_event(&tx, board, kind, post, data)?)
                     }
                     None => None,
@@ -89,7 +93,9 @@ impl Board {
                 |r| r.get(0),
             )?;
             if exists {
-                return Err(BoardError::Invalid(format!("There is already a board called {name}.")));
+                return Err(BoardError::Invalid(format!(
+                    "There is already a board called {name}."
+                )));
             }
             tx.execute(
                 "INSERT INTO board_boards (name, position, created_at)
@@ -106,10 +112,15 @@ impl Board {
         let name = board_name(name)?;
         self.moderate(move |tx| {
             let old: String = tx
-                .query_row("SELECT name FROM board_boards WHERE id = ?1", [id], |r| r.get(0))
+                .query_row("SELECT name FROM board_boards WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
                 .map_err(|_| BoardError::NotFound)?;
-            tx.execute("UPDATE board_boards SET name = ?2 WHERE id = ?1", params![id, name])
-                .map_err(|_| BoardError::Invalid(format!("There is already a board called {name}.")))?;
+            tx.execute(
+                "UPDATE board_boards SET name = ?2 WHERE id = ?1",
+                params![id, name],
+            )
+            .map_err(|_| BoardError::Invalid(format!("There is already a board called {name}.")))?;
             log(tx, "rename board", &format!("{old} → {name}"))?;
             Ok(Some((id, "refresh", 0)))
         })
@@ -123,15 +134,29 @@ impl Board {
                 .prepare("SELECT id FROM board_boards ORDER BY position, id")?
                 .query_map([], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
-            let at = ids.iter().position(|i| *i == id).ok_or(BoardError::NotFound)?;
+            let at = ids
+                .iter()
+                .position(|i| *i == id)
+                .ok_or(BoardError::NotFound)?;
             let to = (at as i64 + delta).clamp(0, ids.len() as i64 - 1) as usize;
             let mut order = ids.clone();
             let moved = order.remove(at);
             order.insert(to, moved);
             for (pos, bid) in order.iter().enumerate() {
-                tx.execute("UPDATE board_boards SET position = ?2 WHERE id = ?1", params![bid, pos as i64])?;
+                tx.execute(
+                    "UPDATE board_boards SET position = ?2 WHERE id = ?1",
+                    params![bid, pos as i64],
+                )?;
             }
-            log(tx, if delta < 0 { "move board up" } else { "move board down" }, &id.to_string())?;
+            log(
+                tx,
+                if delta < 0 {
+                    "move board up"
+                } else {
+                    "move board down"
+                },
+                &id.to_string(),
+            )?;
             Ok(None)
         })
         .await
@@ -139,10 +164,18 @@ impl Board {
 
     pub async fn set_locked(&self, id: i64, locked: bool) -> Result<(), BoardError> {
         self.moderate(move |tx| {
-            if tx.execute("UPDATE board_boards SET locked = ?2 WHERE id = ?1", params![id, locked])? == 0 {
+            if tx.execute(
+                "UPDATE board_boards SET locked = ?2 WHERE id = ?1",
+                params![id, locked],
+            )? == 0
+            {
                 return Err(BoardError::NotFound);
             }
-            log(tx, if locked { "lock board" } else { "unlock board" }, &id.to_string())?;
+            log(
+                tx,
+                if locked { "lock board" } else { "unlock board" },
+                &id.to_string(),
+            )?;
             Ok(Some((id, "refresh", 0)))
         })
         .await
@@ -151,10 +184,16 @@ impl Board {
     /// Slow mode: at most one post per `secs` per client on a board.
     pub async fn set_slow(&self, id: i64, secs: u32) -> Result<(), BoardError> {
         if secs > 3600 {
-            return Err(BoardError::Invalid("Slow mode can be at most 3600 seconds.".into()));
+            return Err(BoardError::Invalid(
+                "Slow mode can be at most 3600 seconds.".into(),
+            ));
         }
         self.moderate(move |tx| {
-            if tx.execute("UPDATE board_boards SET slow_secs = ?2 WHERE id = ?1", params![id, secs])? == 0 {
+            if tx.execute(
+                "UPDATE board_boards SET slow_secs = ?2 WHERE id = ?1",
+                params![id, secs],
+            )? == 0
+            {
                 return Err(BoardError::NotFound);
             }
             log(tx, "slow mode", &format!("board {id}: {secs} s"))?;
@@ -166,8 +205,15 @@ impl Board {
     pub async fn pin(&self, post: i64, pinned: bool) -> Result<(), BoardError> {
         self.moderate(move |tx| {
             let p = load_post(tx, post)?;
-            tx.execute("UPDATE board_posts SET pinned = ?2 WHERE id = ?1", params![post, pinned])?;
-            log(tx, if pinned { "pin" } else { "unpin" }, &describe(tx, post)?)?;
+            tx.execute(
+                "UPDATE board_posts SET pinned = ?2 WHERE id = ?1",
+                params![post, pinned],
+            )?;
+            log(
+                tx,
+                if pinned { "pin" } else { "unpin" },
+                &describe(tx, post)?,
+            )?;
             Ok(Some((p.board_id, "refresh", post)))
         })
         .await
@@ -177,9 +223,20 @@ impl Board {
     pub async fn hide(&self, post: i64, hidden: bool) -> Result<(), BoardError> {
         self.moderate(move |tx| {
             let p = load_post(tx, post)?;
-            tx.execute("UPDATE board_posts SET hidden = ?2 WHERE id = ?1", params![post, hidden])?;
-            log(tx, if hidden { "hide" } else { "show" }, &describe(tx, post)?)?;
-            Ok(Some((p.board_id, if hidden { "remove" } else { "refresh" }, post)))
+            tx.execute(
+                "UPDATE board_posts SET hidden = ?2 WHERE id = ?1",
+                params![post, hidden],
+            )?;
+            log(
+                tx,
+                if hidden { "hide" } else { "show" },
+                &describe(tx, post)?,
+            )?;
+            Ok(Some((
+                p.board_id,
+                if hidden { "remove" } else { "refresh" },
+                post,
+            )))
         })
         .await
     }
@@ -269,7 +326,9 @@ impl Board {
         self.store
             .read(move |c| {
                 let rows = c
-                    .prepare("SELECT at, action, target FROM board_modlog ORDER BY id DESC LIMIT ?1")?
+                    .prepare(
+                        "SELECT at, action, target FROM board_modlog ORDER BY id DESC LIMIT ?1",
+                    )?
                     .query_map([limit as i64], |r| {
                         Ok(LogEntry {
                             at: r.get(0)?,
@@ -287,10 +346,14 @@ impl Board {
         let title = landing.title.trim().to_string();
         let welcome = landing.welcome.trim().to_string();
         if title.is_empty() || title.chars().count() > 80 || title.contains('\u{1f}') {
-            return Err(BoardError::Invalid("The title is 1 to 80 characters.".into()));
+            return Err(BoardError::Invalid(
+                "The title is 1 to 80 characters.".into(),
+            ));
         }
         if welcome.chars().count() > 2000 || welcome.contains('\u{1f}') {
-            return Err(BoardError::Invalid("The welcome text is at most 2000 characters.".into()));
+            return Err(BoardError::Invalid(
+                "The welcome text is at most 2000 characters.".into(),
+            ));
         }
         self.moderate(move |tx| {
             tx.execute(

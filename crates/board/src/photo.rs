@@ -98,7 +98,8 @@ pub fn clean(data: &[u8], claimed: Option<Kind>) -> Result<Cleaned, BoardError> 
             actual.ext().to_uppercase()
         )));
     }
-    let bad = |e: image::ImageError| BoardError::Invalid(format!("That photo cannot be read: {e}."));
+    let bad =
+        |e: image::ImageError| BoardError::Invalid(format!("That photo cannot be read: {e}."));
     let mut reader = ImageReader::new(Cursor::new(data))
         .with_guessed_format()
         .map_err(|e| BoardError::Invalid(format!("That photo cannot be read: {e}.")))?;
@@ -213,7 +214,11 @@ mod tests {
         for b in data {
             crc ^= u32::from(*b);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -228,7 +233,10 @@ mod tests {
         assert!(!c.image.windows(3).any(|w| w == b"GPS"), "metadata gone");
         assert_eq!(image::guess_format(&c.thumb).unwrap(), ImageFormat::Jpeg);
         let err = clean(&png, Some(Kind::Jpeg)).unwrap_err().to_string();
-        assert!(err.contains("says it is JPG but its content is PNG"), "{err}");
+        assert!(
+            err.contains("says it is JPG but its content is PNG"),
+            "{err}"
+        );
         assert!(clean(b"GIF89a....", None).is_err());
         assert!(clean(&png[..60], Some(Kind::Png)).is_err(), "truncated");
     }

@@ -65,9 +65,16 @@ pub(crate) fn check_nickname(raw: &str) -> Result<String, BoardError> {
             c => c,
         })
         .collect();
-    if ["admin", "administrator", "moderator", "hearth", "root", "sysop"]
-        .iter()
-        .any(|r| folded.contains(r) || folded.contains(&r.replace('l', "i")))
+    if [
+        "admin",
+        "administrator",
+        "moderator",
+        "hearth",
+        "root",
+        "sysop",
+    ]
+    .iter()
+    .any(|r| folded.contains(r) || folded.contains(&r.replace('l', "i")))
     {
         return Err(BoardError::Invalid(
             "That name is kept for this Hearth's admin. Choose another.".into(),
@@ -263,7 +270,17 @@ mod tests {
     #[test]
     fn nicknames_are_checked() {
         assert_eq!(check_nickname("  Ana ").unwrap(), "Ana");
-        for bad in ["", "   ", "a\u{7}b", "x\u{202e}y", "Admin", "ADM1N", "the a.d.m.i.n", "Moderator 2", &"z".repeat(40)] {
+        for bad in [
+            "",
+            "   ",
+            "a\u{7}b",
+            "x\u{202e}y",
+            "Admin",
+            "ADM1N",
+            "the a.d.m.i.n",
+            "Moderator 2",
+            &"z".repeat(40),
+        ] {
             assert!(check_nickname(bad).is_err(), "{bad:?}");
         }
         assert!(check_nickname("Madeline").is_ok());
@@ -276,7 +293,7 @@ mod tests {
             assert!(r.check("a").is_ok());
         }
         let wait = r.check("a").unwrap_err();
-        assert!(wait >= 1 && wait <= 60, "{wait}");
+        assert!((1..=60).contains(&wait), "{wait}");
         assert!(r.check("b").is_ok(), "others unaffected");
     }
 }

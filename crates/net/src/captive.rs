@@ -34,52 +34,91 @@ pub struct Probe {
     pub success: Success,
 }
 
-const APPLE_SUCCESS: &str =
-    "<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>";
+const APPLE_SUCCESS: &str = "<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>";
 
 /// Every probe Hearth knows, as listed in docs/captive-portal.md.
 pub const PROBES: &[Probe] = &[
     Probe {
         platform: "Android, ChromeOS",
-        hosts: &["connectivitycheck.gstatic.com", "connectivitycheck.android.com", "clients3.google.com", "clients1.google.com"],
+        hosts: &[
+            "connectivitycheck.gstatic.com",
+            "connectivitycheck.android.com",
+            "clients3.google.com",
+            "clients1.google.com",
+        ],
         path: "/generate_204",
-        success: Success { status: 204, content_type: "text/plain", body: "" },
+        success: Success {
+            status: 204,
+            content_type: "text/plain",
+            body: "",
+        },
     },
     Probe {
         platform: "Android (older)",
         hosts: &["www.google.com", "google.com"],
         path: "/gen_204",
-        success: Success { status: 204, content_type: "text/plain", body: "" },
+        success: Success {
+            status: 204,
+            content_type: "text/plain",
+            body: "",
+        },
     },
     Probe {
         platform: "Apple iOS, macOS",
         hosts: &["captive.apple.com", "www.apple.com"],
         path: "/hotspot-detect.html",
-        success: Success { status: 200, content_type: "text/html", body: APPLE_SUCCESS },
+        success: Success {
+            status: 200,
+            content_type: "text/html",
+            body: APPLE_SUCCESS,
+        },
     },
     Probe {
         platform: "Apple (older)",
-        hosts: &["www.apple.com", "www.appleiphonecell.com", "www.itools.info", "www.ibook.info", "www.airport.us", "www.thinkdifferent.us"],
+        hosts: &[
+            "www.apple.com",
+            "www.appleiphonecell.com",
+            "www.itools.info",
+            "www.ibook.info",
+            "www.airport.us",
+            "www.thinkdifferent.us",
+        ],
         path: "/library/test/success.html",
-        success: Success { status: 200, content_type: "text/html", body: APPLE_SUCCESS },
+        success: Success {
+            status: 200,
+            content_type: "text/html",
+            body: APPLE_SUCCESS,
+        },
     },
     Probe {
         platform: "Windows 10, 11",
         hosts: &["www.msftconnecttest.com"],
         path: "/connecttest.txt",
-        success: Success { status: 200, content_type: "text/plain", body: "Microsoft Connect Test" },
+        success: Success {
+            status: 200,
+            content_type: "text/plain",
+            body: "Microsoft Connect Test",
+        },
     },
     Probe {
         platform: "Windows (older)",
         hosts: &["www.msftncsi.com"],
         path: "/ncsi.txt",
-        success: Success { status: 200, content_type: "text/plain", body: "Microsoft NCSI" },
+        success: Success {
+            status: 200,
+            content_type: "text/plain",
+            body: "Microsoft NCSI",
+        },
     },
     Probe {
         platform: "Firefox",
         hosts: &["detectportal.firefox.com"],
         path: "/success.txt",
-        success: Success { status: 200, content_type: "text/plain", body: "success\n" },
+        success: Success {
+            status: 200,
+            content_type: "text/plain",
+            body: "success\n",
+        },
     },
     Probe {
         platform: "Firefox",
@@ -158,7 +197,14 @@ mod tests {
 
     #[test]
     fn probes_are_known_by_path() {
-        for path in ["/generate_204", "/hotspot-detect.html", "/connecttest.txt", "/ncsi.txt", "/success.txt", "/canonical.html"] {
+        for path in [
+            "/generate_204",
+            "/hotspot-detect.html",
+            "/connecttest.txt",
+            "/ncsi.txt",
+            "/success.txt",
+            "/canonical.html",
+        ] {
             assert!(probe(path).is_some(), "{path}");
         }
         assert!(probe("/").is_none());
@@ -166,10 +212,24 @@ mod tests {
 
     #[test]
     fn own_hosts_are_addresses_and_our_names() {
-        for h in ["10.42.0.1", "10.42.0.1:80", "[fe80::1]:8080", "127.0.0.1:1234", "localhost:8080", "hearth.local", "Pi-Den.local.", "pi-den"] {
+        for h in [
+            "10.42.0.1",
+            "10.42.0.1:80",
+            "[fe80::1]:8080",
+            "127.0.0.1:1234",
+            "localhost:8080",
+            "hearth.local",
+            "Pi-Den.local.",
+            "pi-den",
+        ] {
             assert!(is_own_host(h, "pi-den"), "{h}");
         }
-        for h in ["connectivitycheck.gstatic.com", "example.org:80", "printer.local", ""] {
+        for h in [
+            "connectivitycheck.gstatic.com",
+            "example.org:80",
+            "printer.local",
+            "",
+        ] {
             assert!(!is_own_host(h, "pi-den"), "{h}");
         }
     }

@@ -83,7 +83,11 @@ pub(crate) fn clear(jar: CookieJar) -> CookieJar {
 /// may see but the admin sees a little differently.
 pub(crate) async fn is_admin(state: &AppState, jar: &CookieJar) -> bool {
     match jar.get(SESSION_COOKIE) {
-        Some(c) => state.auth.session_is_valid(c.value()).await.unwrap_or(false),
+        Some(c) => state
+            .auth
+            .session_is_valid(c.value())
+            .await
+            .unwrap_or(false),
         None => false,
     }
 }

@@ -105,3 +105,81 @@ document.addEventListener("DOMContentLoaded", () => {
   };
   setTimeout(tick, 500);
 });
+
+// Boards: live updates over server-sent events, and posting without a
+// reload. EventSource reconnects by itself and sends Last-Event-ID, so the
+// server replays whatever was missed while a phone's connection dropped.
+document.addEventListener("DOMContentLoaded", () => {
+  const live = document.getElementById("live");
+  const threads = document.getElementById("threads");
+  if (!live || !threads) return;
+  const csrf = live.dataset.csrf;
+  const fillTokens = (root) => {
+    root.querySelectorAll('input[name="csrf"]').forEach((i) => { if (!i.value) i.value = csrf; });
+  };
+  const fragment = (html) => {
+    const t = document.createElement("template");
+    t.innerHTML = html.trim();
+    return t.content.firstElementChild;
+  };
+  const events = new EventSource(live.dataset.events);
+  events.addEventListener("post", (e) => {
+    const node = fragment(e.data);
+    if (!node) return;
+    const id = node.dataset.post;
+    if (document.getElementById("post-" + id)) return; // already shown
+    fillTokens(node);
+    const article = node.matches("article") ? node : node.querySelector("article");
+    const parent = article && article.dataset.parent;
+    if (parent) {
+      const replies = document.getElementById("replies-" + parent);
+      if (replies) replies.append(node);
+    } else if ((new URLSearchParams(location.search).get("page") || "0") === "0") {
+      // Newest threads go first, after pinned ones.
+      const pinned = threads.querySelectorAll(".thread.pinned");
+      const after = pinned.length ? pinned[pinned.length - 1] : null;
+      if (after) after.after(node); else threads.prepend(node);
+      const empty = document.getElementById("empty");
+      if (empty) empty.remove();
+    }
+    node.classList.add("arrived");
+  });
+  events.addEventListener("remove", (e) => {
+    const gone = document.getElementById("thread-" + e.data) || document.getElementById("post-" + e.data);
+    if (gone) gone.remove();
+  });
+  events.addEventListener("refresh", () => window.location.reload());
+
+  // Post without leaving the page; the event stream shows the post.
+  document.addEventListener("submit", async (e) => {
+    const form = e.target;
+    if (!(form instanceof HTMLFormElement) || !form.action.includes("/posts")) return;
+    e.preventDefault();
+    fillTokens(form);
+    const error = form.querySelector(".error") || document.getElementById("post-error");
+    const button = form.querySelector("button[type=submit]");
+    if (button) button.disabled = true;
+    try {
+      const r = await fetch(form.action, {
+        method: "POST",
+        body: new FormData(form),
+        headers: { "X-Hearth-Fetch": "1" },
+        credentials: "same-origin",
+      });
+      if (r.ok) {
+        form.reset();
+        fillTokens(form);
+        if (error) error.hidden = true;
+      } else if (error) {
+        const page = new DOMParser().parseFromString(await r.text(), "text/html");
+        const message = page.querySelector(".message");
+        error.textContent = message ? message.textContent : "The post was not accepted.";
+        error.hidden = false;
+      }
+    } catch (_) {
+      if (error) { error.textContent = "No connection to this Hearth. Try again."; error.hidden = false; }
+    } finally {
+      if (button) button.disabled = false;
+    }
+  });
+});

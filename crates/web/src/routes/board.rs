@@ -87,7 +87,10 @@ async fn guest(state: &AppState, jar: &CookieJar) -> Result<Option<hearth_board:
     }
 }
 
-pub(crate) async fn landing(State(state): State<AppState>, jar: CookieJar) -> Result<Response, WebError> {
+pub(crate) async fn landing(
+    State(state): State<AppState>,
+    jar: CookieJar,
+) -> Result<Response, WebError> {
     let landing = state.board.landing().await?;
     let boards = state.board.boards().await?;
     let pinned = state
@@ -261,9 +264,9 @@ pub(crate) async fn post(
     if session::is_admin(&state, &jar).await {
         new.guest = None;
     } else {
-        let g = guest(&state, &jar).await?.ok_or_else(|| {
-            WebError::BadRequest("Choose a name before posting.".into())
-        })?;
+        let g = guest(&state, &jar)
+            .await?
+            .ok_or_else(|| WebError::BadRequest("Choose a name before posting.".into()))?;
         new.nickname = g.nickname;
         new.guest = Some(g.id);
     }
@@ -285,9 +288,11 @@ async fn read_limited(
     limit: usize,
 ) -> Result<Vec<u8>, WebError> {
     let mut data = Vec::new();
-    while let Some(chunk) = field.chunk().await.map_err(|_| {
-        WebError::BadRequest("The photo upload was cut off. Try again.".into())
-    })? {
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|_| WebError::BadRequest("The photo upload was cut off. Try again.".into()))?
+    {
         if data.len() + chunk.len() > limit {
             return Err(WebError::BadRequest(format!(
                 "Photos can be at most {} MB.",

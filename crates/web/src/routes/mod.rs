@@ -57,7 +57,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/board/landing", post(moderation::landing))
         .route("/admin/board/boards", post(moderation::create))
         .route("/admin/board/boards/{id}/rename", post(moderation::rename))
-        .route("/admin/board/boards/{id}/move", post(moderation::move_board))
+        .route(
+            "/admin/board/boards/{id}/move",
+            post(moderation::move_board),
+        )
         .route("/admin/board/boards/{id}/lock", post(moderation::lock))
         .route("/admin/board/boards/{id}/slow", post(moderation::slow))
         .route("/admin/board/posts/{id}/pin", post(moderation::pin))
@@ -82,7 +85,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(
             Router::new()
                 .route("/boards/{id}/posts", post(board::post))
-                .layer(DefaultBodyLimit::max(hearth_board::photo::MAX_PHOTO_BYTES + 64 * 1024)),
+                .layer(DefaultBodyLimit::max(
+                    hearth_board::photo::MAX_PHOTO_BYTES + 64 * 1024,
+                )),
         )
 }
 

@@ -1,6 +1,5 @@
 //! The first-run claim, login and logout.
 
-
 use axum::{
     extract::{ConnectInfo, State},
     http::StatusCode,
