@@ -66,3 +66,7 @@ db-backup FILE:
 # Until the image issue lands, the image recipe only explains itself.
 image:
     @cat image/README.md
+
+# Fuzz the backup parsers SECS seconds per target (cargo-fuzz, installed if missing; RUSTC_BOOTSTRAP=1).
+fuzz SECS="60":
+    fuzz/run {{SECS}}
