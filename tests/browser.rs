@@ -62,6 +62,22 @@ impl Driver {
         height: u32,
         downloads: Option<&std::path::Path>,
     ) -> Client {
+        let prefs = downloads.map(|dir| {
+            json!({
+                "download.default_directory": dir.display().to_string(),
+                "download.prompt_for_download": false,
+            })
+        });
+        self.browser_with_prefs(width, height, prefs).await
+    }
+
+    /// A browser with Chromium preferences, e.g. JavaScript switched off.
+    pub async fn browser_with_prefs(
+        &self,
+        width: u32,
+        height: u32,
+        prefs: Option<serde_json::Value>,
+    ) -> Client {
         let profile = tempfile::tempdir().unwrap().keep();
         let mut caps = serde_json::Map::new();
         // Chromium will not make a window narrower than 500 px, so a phone
@@ -84,11 +100,8 @@ impl Driver {
                 ],
             }),
         );
-        if let Some(dir) = downloads {
-            caps["goog:chromeOptions"]["prefs"] = json!({
-                "download.default_directory": dir.display().to_string(),
-                "download.prompt_for_download": false,
-            });
+        if let Some(prefs) = prefs {
+            caps["goog:chromeOptions"]["prefs"] = prefs;
         }
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         ClientBuilder::new(connector)

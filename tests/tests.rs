@@ -45,3 +45,6 @@ mod browser;
 
 /// Backups in Chromium: upload, snapshot, download, restore.
 mod browser_backup;
+
+/// The board in Chromium: live posts between two browsers.
+mod browser_board;
