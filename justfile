@@ -51,6 +51,10 @@ bench-backup:
     scripts/bootstrap bench
     benches/backup.sh
 
+# Board benchmark: 1000 live SSE clients at 20 posts/s, and the board page vs axum hello world.
+bench-board:
+    cargo bench -p hearth --bench board
+
 # Show that the aarch64 build uses chacha20's NEON backend (unstripped build, symbol check).
 check-neon:
     scripts/check-neon

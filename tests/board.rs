@@ -513,6 +513,13 @@ async fn captive_portal_probes_get_their_designed_answers() {
     let probes = [
         ("connectivitycheck.gstatic.com", "/generate_204", 204, ""),
         ("clients3.google.com", "/generate_204", 204, ""),
+        ("www.google.com", "/gen_204", 204, ""),
+        (
+            "www.apple.com",
+            "/library/test/success.html",
+            200,
+            "<BODY>Success</BODY>",
+        ),
         (
             "captive.apple.com",
             "/hotspot-detect.html",

@@ -21,6 +21,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyhow::Result<()> {
     let started = Instant::now();
     init_logging(level(config.log_level));
+    raise_open_files();
     prepare_data_dir(&config)?;
     let store = Store::open(&config.data_dir.join(hearth_store::DB_FILE))?;
     hearth_auth::reset_if_requested(&store, &config.boot_dir)?;
@@ -51,6 +52,7 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
         ),
         portal: Arc::default(),
         hostname: Arc::new(hearth_system::hostname()),
+        pages: Arc::new(hearth_web::PageCache::new().context("no random numbers")?),
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -123,6 +125,20 @@ async fn stop_signal() {
         Err(e) => {
             log::warn!("cannot watch SIGTERM ({e}); only Ctrl-C stops Hearth");
             let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Every live board page holds a connection, so the default soft limit of
+/// 1024 open files would cap a busy hotspot; systemd's hard limit is far
+/// higher, and raising the soft one to it needs no privilege.
+fn raise_open_files() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            log::warn!("cannot raise the open-file limit: {e}");
         }
     }
 }

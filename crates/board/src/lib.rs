@@ -11,14 +11,19 @@
 //! and that HTML goes to every listener: a thousand open phones cost one
 //! render per post.
 
+mod events;
 mod moderation;
 pub mod photo;
 mod posting;
 pub mod text;
 
 use std::{
+    collections::HashMap,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use hearth_store::{
@@ -136,6 +141,9 @@ pub type Renderer = Arc<dyn Fn(&Post) -> String + Send + Sync>;
 /// Threads per page.
 pub const PAGE_SIZE: usize = 20;
 
+/// Events replayed to a page that reconnects; one further behind reloads.
+pub const MAX_REPLAY: usize = 500;
+
 /// The board domain; cheap to clone.
 #[derive(Clone)]
 pub struct Board {
@@ -147,7 +155,16 @@ pub struct Board {
     /// id order and a reconnecting page's replay has no gap.
     publish: Arc<Mutex<()>>,
     limits: Arc<RateLimit>,
+    /// Bumped after every committed change, so pages built from an older
+    /// state can be told apart and rebuilt (see [`Board::version`]).
+    version: Arc<AtomicU64>,
+    /// Nicknames by guest id: every page a guest loads needs its name, and
+    /// names change only through [`Board::set_nickname`].
+    guests: Arc<std::sync::Mutex<HashMap<String, String>>>,
 }
+
+/// Guests whose names are kept in memory before the map starts over.
+const GUEST_CACHE: usize = 10_000;
 
 impl std::fmt::Debug for Board {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -227,7 +244,31 @@ impl Board {
             renderer,
             publish: Arc::new(Mutex::new(())),
             limits: Arc::new(RateLimit::default()),
+            version: Arc::new(AtomicU64::new(0)),
+            guests: Arc::default(),
         }
+    }
+
+    /// A number that changes whenever anything a page shows may have
+    /// changed (posts, moderation, boards, the landing text). Read it
+    /// *before* loading what a page shows: a change that lands in between
+    /// then makes the page look older than it is, never newer, so a cache
+    /// keyed by it can only rebuild too often, never serve stale content.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Called after every committed change.
+    pub(crate) fn changed(&self) {
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn remember_guest(&self, guest: &Guest) {
+        let mut map = self.guests.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= GUEST_CACHE && !map.contains_key(&guest.id) {
+            map.clear();
+        }
+        map.insert(guest.id.clone(), guest.nickname.clone());
     }
 
     /// Where photos are stored.
@@ -394,8 +435,21 @@ impl Board {
 
     /// The guest with this cookie id, if it chose a name.
     pub async fn guest(&self, id: &str) -> Result<Option<Guest>, BoardError> {
+        let known = self
+            .guests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned();
+        if let Some(nickname) = known {
+            return Ok(Some(Guest {
+                id: id.to_string(),
+                nickname,
+            }));
+        }
         let id = id.to_string();
-        self.store
+        let found: Option<Guest> = self
+            .store
             .read(move |c| {
                 Ok(c.query_row(
                     "SELECT id, nickname FROM board_guests WHERE id = ?1",
@@ -410,6 +464,11 @@ impl Board {
                 .optional()?)
             })
             .await
+            .map_err(|e: BoardError| e)?;
+        if let Some(g) = &found {
+            self.remember_guest(g);
+        }
+        Ok(found)
     }
 
     /// Sets a guest's nickname, creating the guest (with a new random id)
@@ -439,7 +498,9 @@ impl Board {
                 Ok::<_, BoardError>(())
             })
             .await?;
-        Ok(Guest { id, nickname })
+        let guest = Guest { id, nickname };
+        self.remember_guest(&guest);
+        Ok(guest)
     }
 
     /// The landing page's title and welcome.
@@ -456,75 +517,6 @@ impl Board {
                 Ok(raw.and_then(|r| decode_landing(&r)).unwrap_or_default())
             })
             .await
-    }
-
-    /// Live events: subscribe first, then replay what was missed.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
-        self.events.subscribe()
-    }
-
-    /// Every event of `board` after `last`, rebuilt from the table, for a
-    /// page that reconnects (Last-Event-ID) or fell behind.
-    pub async fn events_since(&self, board: i64, last: i64) -> Result<Vec<Arc<Event>>, BoardError> {
-        let renderer = self.renderer.clone();
-        self.store
-            .read(move |c| {
-                let mut stmt = c.prepare(
-                    "SELECT id, kind, post_id FROM board_events
-                     WHERE board_id = ?1 AND id > ?2 ORDER BY id LIMIT 500",
-                )?;
-                let rows: Vec<(i64, String, i64)> = stmt
-                    .query_map(params![board, last], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })?
-                    .collect::<Result<_, _>>()?;
-                let mut out = vec![];
-                for (id, kind, post) in rows {
-                    let event = match kind.as_str() {
-                        "post" => match load_post(c, post) {
-                            Ok(p) if !p.hidden => ("post", renderer(&p)),
-                            // Gone or hidden since: tell the page to drop it.
-                            _ => ("remove", post.to_string()),
-                        },
-                        "remove" => ("remove", post.to_string()),
-                        _ => ("refresh", String::new()),
-                    };
-                    out.push(Arc::new(Event {
-                        id,
-                        board_id: board,
-                        kind: event.0,
-                        data: event.1.into(),
-                    }));
-                }
-                Ok(out)
-            })
-            .await
-    }
-
-    /// Records an event (inside the caller's transaction) and returns it
-    /// ready to broadcast once that transaction commits.
-    pub(crate) fn record_event(
-        c: &Connection,
-        board: i64,
-        kind: &'static str,
-        post: i64,
-        data: String,
-    ) -> Result<Arc<Event>, BoardError> {
-        c.execute(
-            "INSERT INTO board_events (board_id, kind, post_id, at) VALUES (?1, ?2, ?3, ?4)",
-            params![board, kind, post, now()],
-        )?;
-        Ok(Arc::new(Event {
-            id: c.last_insert_rowid(),
-            board_id: board,
-            kind,
-            data: data.into(),
-        }))
-    }
-
-    pub(crate) fn broadcast(&self, event: Arc<Event>) {
-        // No listener is not an error.
-        let _ = self.events.send(event);
     }
 }
 

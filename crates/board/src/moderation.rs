@@ -78,6 +78,7 @@ impl Board {
                 Ok::<_, BoardError>(event)
             })
             .await?;
+        self.changed();
         if let Some(e) = event {
             self.broadcast(e);
         }

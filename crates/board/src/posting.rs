@@ -250,6 +250,7 @@ impl Board {
             .await;
         match result {
             Ok((post, event)) => {
+                self.changed();
                 self.broadcast(event);
                 Ok(post)
             }

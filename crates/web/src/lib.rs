@@ -9,6 +9,7 @@
 mod csrf;
 mod error;
 mod format;
+mod page_cache;
 mod pages;
 mod peer;
 mod portal;
@@ -22,6 +23,7 @@ use std::future::Future;
 use axum::Router;
 
 pub use error::WebError;
+pub use page_cache::PageCache;
 pub use peer::Peer;
 pub use routes::board::live_renderer;
 pub use state::AppState;

@@ -180,7 +180,9 @@ pub(crate) struct PostFragment<'a> {
 pub(crate) struct BoardPage {
     pub csrf: String,
     pub board: hearth_board::BoardInfo,
-    pub threads: Vec<String>,
+    /// The threads' HTML, rendered (and cached) by `PageCache`.
+    pub threads: String,
+    pub has_threads: bool,
     pub page: usize,
     pub more: bool,
     pub nickname: Option<String>,

@@ -31,4 +31,6 @@ pub struct AppState {
     pub portal: Arc<hearth_net::captive::Accepted>,
     /// This device's host name, for telling our own Host headers apart.
     pub hostname: Arc<String>,
+    /// Board pages rendered since the board last changed.
+    pub pages: Arc<crate::PageCache>,
 }

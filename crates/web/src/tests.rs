@@ -13,6 +13,11 @@ use tower::ServiceExt;
 use super::*;
 
 fn app() -> (tempfile::TempDir, axum::Router) {
+    let (dir, router, _) = app_and_state();
+    (dir, router)
+}
+
+fn app_and_state() -> (tempfile::TempDir, axum::Router, AppState) {
     let dir = tempfile::tempdir().unwrap();
     let store = hearth_store::Store::open(&dir.path().join("hearth.db")).unwrap();
     let state = AppState {
@@ -30,13 +35,14 @@ fn app() -> (tempfile::TempDir, axum::Router) {
         board: hearth_board::Board::new(store.clone(), dir.path(), crate::live_renderer()),
         portal: Arc::default(),
         hostname: Arc::new("testhost".into()),
+        pages: Arc::new(crate::PageCache::new().unwrap()),
     };
     let peer = crate::Peer {
         remote: SocketAddr::from(([127, 0, 0, 1], 9)),
         local: SocketAddr::from(([127, 0, 0, 1], 80)),
     };
-    let router = router(state).layer(MockConnectInfo(peer));
-    (dir, router)
+    let router = router(state.clone()).layer(MockConnectInfo(peer));
+    (dir, router, state)
 }
 
 async fn get(app: &axum::Router, path: &str) -> axum::response::Response {
@@ -96,4 +102,54 @@ async fn unknown_page_is_a_human_404() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
     assert!(String::from_utf8_lossy(&body).contains("There is no page at this address."));
+}
+
+async fn page_with_cookie(app: &axum::Router, path: &str, cookie: &str) -> String {
+    let r = app
+        .clone()
+        .oneshot(
+            Request::get(path)
+                .header(header::COOKIE, cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{path}");
+    let body = axum::body::to_bytes(r.into_body(), 1 << 22).await.unwrap();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+/// The cached board page: each browser gets its own CSRF token in every
+/// form, no hole marker leaks, and a post shows up on the next load.
+#[tokio::test]
+async fn cached_board_pages_are_per_browser_and_follow_changes() {
+    let (_d, app, state) = app_and_state();
+    let post = |body: &str| hearth_board::NewPost {
+        board: 1,
+        parent: None,
+        guest: None,
+        nickname: String::new(),
+        address: "127.0.0.1".into(),
+        body: body.into(),
+        photo: None,
+    };
+    state.board.post(post("first notice")).await.unwrap();
+    let (a, b) = ("hearth_csrf=aaaaaaaa", "hearth_csrf=bbbbbbbb");
+    let token_a = state.auth.csrf().token_for("aaaaaaaa");
+    let token_b = state.auth.csrf().token_for("bbbbbbbb");
+    let page_a = page_with_cookie(&app, "/boards/1", a).await;
+    let page_b = page_with_cookie(&app, "/boards/1", b).await;
+    for (page, mine, theirs) in [(&page_a, &token_a, &token_b), (&page_b, &token_b, &token_a)] {
+        assert!(page.contains("first notice"));
+        // The live element and the thread's reply form.
+        assert!(page.matches(mine.as_str()).count() >= 2, "{page}");
+        assert!(!page.contains(theirs.as_str()));
+        assert!(!page.contains("hole-"), "{page}");
+    }
+    // Served from the cache, then rebuilt after a change.
+    assert_eq!(page_with_cookie(&app, "/boards/1", a).await, page_a);
+    state.board.post(post("second notice")).await.unwrap();
+    let after = page_with_cookie(&app, "/boards/1", a).await;
+    assert!(after.contains("second notice") && after.contains("first notice"));
 }

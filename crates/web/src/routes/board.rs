@@ -12,7 +12,7 @@ use axum::{
     extract::{ConnectInfo, Multipart, Path, Query, State},
     http::{HeaderMap, StatusCode, header},
     response::{
-        IntoResponse, Redirect, Response,
+        Html, IntoResponse, Redirect, Response,
         sse::{Event as SseEvent, KeepAlive, Sse},
     },
 };
@@ -26,7 +26,8 @@ use crate::{
     csrf::{CsrfForm, issue, verify_token},
     error::render,
     format::when,
-    pages::{BoardPage, LandingPage, PostFragment, SearchPage, ThreadPage},
+    page_cache::Viewer,
+    pages::{LandingPage, PostFragment, SearchPage, ThreadPage},
     session,
 };
 
@@ -126,28 +127,29 @@ pub(crate) async fn board_page(
     Query(q): Query<PageQuery>,
     jar: CookieJar,
 ) -> Result<Response, WebError> {
-    let board = state.board.board(id).await?;
-    let last_event = state.board.last_event_id().await?;
-    let (threads, more) = state.board.threads(id, q.page.min(10_000), false).await?;
     let nickname = guest(&state, &jar).await?.map(|g| g.nickname);
-    let is_admin = session::is_admin(&state, &jar).await;
-    let (jar, csrf) = issue(&state, jar)?;
-    let page = BoardPage {
-        threads: threads
-            .iter()
-            .map(|t| render_post(&t.post, &t.replies, &csrf, true))
-            .collect(),
-        can_post: is_admin || (nickname.is_some() && !board.locked),
-        csrf,
-        board,
-        page: q.page,
-        more,
-        nickname,
-        is_admin,
-        last_event,
-        back: format!("/boards/{id}"),
+    let viewer = if session::is_admin(&state, &jar).await {
+        Viewer::Admin
+    } else if nickname.is_some() {
+        Viewer::Named
+    } else {
+        Viewer::Anonymous
     };
-    Ok((jar, render(&page)?).into_response())
+    let mut escaped = String::new();
+    hearth_board::text::escape(nickname.as_deref().unwrap_or(""), &mut escaped);
+    let (jar, csrf) = issue(&state, jar)?;
+    let page = state
+        .pages
+        .board_page(
+            &state.board,
+            id,
+            q.page.min(10_000),
+            viewer,
+            &csrf,
+            &escaped,
+        )
+        .await?;
+    Ok((jar, Html(page)).into_response())
 }
 
 pub(crate) async fn thread_page(
