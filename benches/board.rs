@@ -202,7 +202,10 @@ fn main() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("hearth.toml"), "log_level = \"warn\"\n").expect("config");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    // BOARD_BENCH_BIN runs another build (an unstripped one, for profiling).
+    let bin = std::env::var("BOARD_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_hearth").to_string());
+    let mut cmd = Command::new(bin);
     cmd.arg("--config")
         .arg(dir.path().join("hearth.toml"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])

@@ -33,7 +33,7 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
         Some(secs) => Clock::simulated(secs.saturating_mul(1000)),
         None => Clock::system(),
     };
-    let state = AppState {
+    let state = AppState::new(hearth_web::Shared {
         auth,
         clock: Arc::new(clock),
         data_dir: Arc::new(config.data_dir.clone()),
@@ -53,7 +53,7 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
         portal: Arc::default(),
         hostname: Arc::new(hearth_system::hostname()),
         pages: Arc::new(hearth_web::PageCache::new().context("no random numbers")?),
-    };
+    });
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

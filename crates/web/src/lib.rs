@@ -26,7 +26,7 @@ pub use error::WebError;
 pub use page_cache::PageCache;
 pub use peer::Peer;
 pub use routes::board::live_renderer;
-pub use state::AppState;
+pub use state::{AppState, Shared};
 
 /// The whole web app.
 pub fn router(state: AppState) -> Router {

@@ -20,7 +20,7 @@ fn app() -> (tempfile::TempDir, axum::Router) {
 fn app_and_state() -> (tempfile::TempDir, axum::Router, AppState) {
     let dir = tempfile::tempdir().unwrap();
     let store = hearth_store::Store::open(&dir.path().join("hearth.db")).unwrap();
-    let state = AppState {
+    let state = AppState::new(crate::Shared {
         auth: hearth_auth::Auth::new(store.clone()).unwrap(),
         clock: Arc::new(hearth_system::Clock::simulated(0)),
         data_dir: Arc::new(dir.path().to_path_buf()),
@@ -36,7 +36,7 @@ fn app_and_state() -> (tempfile::TempDir, axum::Router, AppState) {
         portal: Arc::default(),
         hostname: Arc::new("testhost".into()),
         pages: Arc::new(crate::PageCache::new().unwrap()),
-    };
+    });
     let peer = crate::Peer {
         remote: SocketAddr::from(([127, 0, 0, 1], 9)),
         local: SocketAddr::from(([127, 0, 0, 1], 80)),
