@@ -19,7 +19,7 @@ mod login;
 /// The admin dashboard's readings.
 mod dashboard;
 
-/// The physical-presence reset file.
+/// The physical-presence reset file and the pre-seeded admin password.
 mod reset;
 
 /// systemd: the unit's hardening score and the notify protocol.

@@ -25,6 +25,7 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
     prepare_data_dir(&config)?;
     let store = Store::open(&config.data_dir.join(hearth_store::DB_FILE))?;
     hearth_auth::reset_if_requested(&store, &config.boot_dir)?;
+    hearth_auth::claim_preseeded(&store, &config.data_dir)?;
     let auth = Auth::new(store.clone())?;
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;

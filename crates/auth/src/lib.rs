@@ -9,6 +9,7 @@
 
 mod csrf;
 mod password;
+mod preseed;
 mod reset;
 mod sessions;
 mod throttle;
@@ -19,6 +20,7 @@ use hearth_store::{Store, StoreError, rusqlite};
 
 pub use csrf::CsrfKey;
 pub use password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
+pub use preseed::{PRESEED_FILE, Preseed, claim_preseeded};
 pub use reset::{RESET_FILE, reset_if_requested};
 pub use sessions::{SESSION_LIFETIME, SessionToken};
 pub use throttle::{FREE_ATTEMPTS, MAX_LOCKOUT, Throttle};

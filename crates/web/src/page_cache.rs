@@ -104,10 +104,10 @@ impl PageCache {
         // Read before loading: see `Board::version`.
         let version = board.version();
         let key = (id, page, viewer);
-        if let Some(hit) = self.lock().get(&key) {
-            if hit.version == version {
-                return Ok(hit.clone());
-            }
+        if let Some(hit) = self.lock().get(&key)
+            && hit.version == version
+        {
+            return Ok(hit.clone());
         }
         let info = board.board(id).await?;
         let last_event = board.last_event_id().await?;
