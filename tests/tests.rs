@@ -37,6 +37,9 @@ mod backup_web;
 /// Forgetting, pruning and rebuilding the index from packs.
 mod prune;
 
+/// The hotspot's name and password through (a fake) nmcli, with undo.
+mod hotspot;
+
 /// The hotspot board and the captive portal.
 mod board;
 

@@ -23,6 +23,7 @@ pub struct TestServer {
     /// Base URL without the trailing slash, e.g. `http://127.0.0.1:41234`.
     pub url: String,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl TestServer {
@@ -32,12 +33,18 @@ impl TestServer {
 
     /// Starts with extra `serve` arguments, e.g. the simulated clock.
     pub fn start_with(extra: &[&str]) -> TestServer {
+        Self::start_configured(extra, "", &[])
+    }
+
+    /// Starts with extra `serve` arguments, extra lines for its config
+    /// file, and extra environment variables.
+    pub fn start_configured(extra: &[&str], config: &str, env: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("boot")).unwrap();
         std::fs::write(
             dir.path().join("hearth.toml"),
             format!(
-                "boot_dir = {:?}\nfiles_dir = {:?}\nlog_level = \"debug\"\n",
+                "boot_dir = {:?}\nfiles_dir = {:?}\nlog_level = \"debug\"\n{config}",
                 dir.path().join("boot"),
                 dir.path().join("files")
             ),
@@ -48,6 +55,10 @@ impl TestServer {
             child: None,
             url: String::new(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         server.spawn();
         server
@@ -83,6 +94,7 @@ impl TestServer {
             .arg(self.data_dir())
             .args(["--listen", "127.0.0.1:0"])
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()

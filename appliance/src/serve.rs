@@ -54,6 +54,11 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
         portal: Arc::default(),
         hostname: Arc::new(hearth_system::hostname()),
         pages: Arc::new(hearth_web::PageCache::new().context("no random numbers")?),
+        hotspot: hearth_net::hotspot::Hotspot::open(
+            &config.hotspot_connection,
+            &config.data_dir,
+            Duration::from_secs(config.hotspot_confirm_secs.max(2)),
+        ),
     });
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -75,6 +80,16 @@ async fn run(
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // An unkept hotspot change is undone when its window passes.
+    let hotspot = state.hotspot.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let h = hotspot.clone();
+            let _ = tokio::task::spawn_blocking(move || h.expire()).await;
+        }
+    });
     let mut server = tokio::spawn(hearth_web::serve(listener, state, async {
         let _ = stop_rx.await;
     }));

@@ -40,6 +40,10 @@ pub struct Config {
     /// Seconds a watched folder must be quiet after a change before it is
     /// backed up.
     pub backup_quiet_secs: u64,
+    /// The NetworkManager connection id of the hotspot.
+    pub hotspot_connection: String,
+    /// Seconds to confirm a hotspot change before it is undone.
+    pub hotspot_confirm_secs: u64,
     /// Lowest log level written.
     pub log_level: LogLevel,
     /// Whether session cookies carry the `Secure` attribute.

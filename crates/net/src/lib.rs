@@ -1,3 +1,4 @@
 //! Networking knowledge that is independent of the web framework.
 
 pub mod captive;
+pub mod hotspot;

@@ -230,3 +230,16 @@ pub(crate) struct BoardAdminPage {
     /// (when, action, target)
     pub log: Vec<(String, String, String)>,
 }
+
+#[derive(Template)]
+#[template(path = "admin/hotspot.html")]
+pub(crate) struct HotspotPage {
+    pub csrf: String,
+    pub error: Option<String>,
+    /// Why there is no hotspot to manage, if there is none.
+    pub unavailable: Option<String>,
+    pub ssid: String,
+    pub protected: bool,
+    pub pending_secs: Option<u64>,
+    pub confirm_minutes: u64,
+}

@@ -51,6 +51,8 @@ pub struct Shared {
     pub portal: Arc<hearth_net::captive::Accepted>,
     /// This device's host name, for telling our own Host headers apart.
     pub hostname: Arc<String>,
+    /// The Wi-Fi hotspot's name and password.
+    pub hotspot: hearth_net::hotspot::Hotspot,
     /// Board pages rendered since the board last changed.
     pub pages: Arc<crate::PageCache>,
 }

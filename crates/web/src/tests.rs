@@ -36,6 +36,11 @@ fn app_and_state() -> (tempfile::TempDir, axum::Router, AppState) {
         portal: Arc::default(),
         hostname: Arc::new("testhost".into()),
         pages: Arc::new(crate::PageCache::new().unwrap()),
+        hotspot: hearth_net::hotspot::Hotspot::open(
+            "Hearth-hotspot",
+            dir.path(),
+            std::time::Duration::from_secs(60),
+        ),
     });
     let peer = crate::Peer {
         remote: SocketAddr::from(([127, 0, 0, 1], 9)),

@@ -6,6 +6,7 @@ mod backups;
 pub(crate) mod board;
 mod browse;
 mod files;
+mod hotspot;
 mod moderation;
 mod public;
 mod setup;
@@ -53,6 +54,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/restores/{job}", get(browse::restore_page))
         .route("/admin/restores/{job}/status", get(browse::restore_status))
         .route("/admin/files", get(files::page))
+        .route("/admin/hotspot", get(hotspot::show).post(hotspot::change))
+        .route("/admin/hotspot/keep", post(hotspot::keep))
         .route("/admin/board", get(moderation::page))
         .route("/admin/board/landing", post(moderation::landing))
         .route("/admin/board/boards", post(moderation::create))

@@ -74,7 +74,13 @@ pub(crate) async fn setup(
     match state.auth.claim(&form.password, &form.confirm).await {
         Ok(token) => {
             let jar = session::set(&state, jar, &token);
-            Ok((jar, Redirect::to("/admin")).into_response())
+            // The last step of setup, when there is an open hotspot.
+            let next = if super::hotspot::needs_setup(&state).await {
+                "/admin/hotspot"
+            } else {
+                "/admin"
+            };
+            Ok((jar, Redirect::to(next)).into_response())
         }
         Err(AuthError::BadPassword(message)) => {
             setup_form(&state, jar, StatusCode::BAD_REQUEST, Some(message))
