@@ -13,7 +13,7 @@ test-all:
     scripts/test
 
 # Everything CI checks, assuming the tools are installed.
-check: lint test arm64-smoke
+check: lint test arm64-smoke lint-image
 
 # Formatting and lints exactly as CI enforces them.
 lint:
@@ -67,10 +67,18 @@ security:
 db-backup FILE:
     cargo run -p hearth -- db backup {{FILE}}
 
-# Until the image issue lands, the image recipe only explains itself.
-image:
-    @cat image/README.md
-
 # Fuzz the backup parsers SECS seconds per target (cargo-fuzz, installed if missing; RUSTC_BOOTSTRAP=1).
 fuzz SECS="60":
     fuzz/run {{SECS}}
+
+# Flashable Pi 4 image: image/out/hearth-<version>-arm64.img.xz and .sha256 (root; HEARTH_BIN=path reuses a binary).
+image:
+    image/build
+
+# Boot the built image twice under qemu-system-aarch64 -M virt and check it (slow: software emulation).
+image-test *IMAGE:
+    image/test {{IMAGE}}
+
+# Quick static checks of image/ and systemd/ (shellcheck, systemd-analyze verify, configs); part of check.
+lint-image:
+    scripts/lint-image
