@@ -44,6 +44,10 @@ pub struct Config {
     pub hotspot_connection: String,
     /// Seconds to confirm a hotspot change before it is undone.
     pub hotspot_confirm_secs: u64,
+    /// Base URL of the local `zerotier-one` service API (loopback only).
+    pub zerotier_api: String,
+    /// The `zerotier-one` API token file Hearth reads for every call.
+    pub zerotier_token_file: PathBuf,
     /// Lowest log level written.
     pub log_level: LogLevel,
     /// Whether session cookies carry the `Secure` attribute.
