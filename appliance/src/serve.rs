@@ -26,6 +26,9 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
     let store = Store::open(&config.data_dir.join(hearth_store::DB_FILE))?;
     hearth_auth::reset_if_requested(&store, &config.boot_dir)?;
     hearth_auth::claim_preseeded(&store, &config.data_dir)?;
+    // Made on the device at first start, never in the image.
+    let identity = hearth_mirror::identity::Identity::load_or_create(&config.data_dir)?;
+    log::info!("device {}", identity.id.long());
     let auth = Auth::new(store.clone())?;
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -59,6 +62,10 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
             &config.data_dir,
             Duration::from_secs(config.hotspot_confirm_secs.max(2)),
         ),
+        zerotier: hearth_net::zerotier::ZeroTier::new(
+            &config.zerotier_api,
+            &config.zerotier_token_file,
+        )?,
     });
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
