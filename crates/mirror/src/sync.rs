@@ -1,0 +1,567 @@
+//! The owner's side: pairing with a code, pushing packs to each confirmed
+//! peer (resumable, rate-limited), asking for deletions of packs we no
+//! longer have, proving the peer still holds what it claims, and pulling
+//! everything back after a disaster.
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use hearth_store::rusqlite::params;
+use http_body_util::BodyExt;
+use hyper::Method;
+use tokio::io::AsyncReadExt;
+
+use crate::{
+    DeviceId, META_FILES, Mirror, MirrorError, Peer, PeerState,
+    client::{self, Conn, full},
+    is_pack_name, now,
+    pairing::Joiner,
+    server::{Held, Hello, Names, PairConfirm, PairReply, PairRequest},
+    transfer::{Challenge, Proof, Received, Scheduled, proof_of},
+};
+
+/// Packs checked per proof-of-storage round.
+const PROOF_SAMPLE: usize = 4;
+
+/// The loop: shortly after start, then after each wake-up or period.
+pub(crate) async fn run(m: Mirror) {
+    let mut wait = Duration::from_secs(3);
+    loop {
+        tokio::select! {
+            () = m.0.wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = m.0.settings.every;
+        if let Err(e) = m.expire_deletions().await {
+            log::error!("mirror: deleting expired packs: {e}");
+        }
+        let peers = match m.peers().await {
+            Ok(p) => p,
+            Err(e) => {
+                log::error!("mirror: reading peers: {e}");
+                continue;
+            }
+        };
+        for p in peers
+            .iter()
+            .filter(|p| p.state == PeerState::Confirmed && !p.address.is_empty())
+        {
+            m.update_progress(p.device, |pr| {
+                pr.running = true;
+                pr.sent_bytes = 0;
+            });
+            let result = m.push(p).await;
+            let error = result.as_ref().err().map(ToString::to_string);
+            m.update_progress(p.device, |pr| {
+                pr.running = false;
+                pr.online = !matches!(result, Err(MirrorError::Unreachable { .. }));
+                pr.quota_full = error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("quota full"));
+                pr.last_error = error.clone();
+                if result.is_ok() {
+                    pr.pending_bytes = 0;
+                }
+            });
+            m.seen(p.device, error.clone()).await;
+            if let Some(e) = error {
+                log::warn!("mirror: to {} ({}): {e}", p.name, p.device.short());
+            }
+        }
+    }
+}
+
+/// Our packs: name → size, from the repository folder.
+fn local_packs(repo: &Path) -> HashMap<String, u64> {
+    let mut out = HashMap::new();
+    let Ok(dirs) = std::fs::read_dir(repo.join("packs")) else {
+        return out;
+    };
+    for d in dirs.flatten() {
+        let Ok(files) = std::fs::read_dir(d.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if is_pack_name(&name)
+                && let Ok(md) = f.metadata()
+            {
+                out.insert(name, md.len());
+            }
+        }
+    }
+    out
+}
+
+fn pack_path(repo: &Path, name: &str) -> PathBuf {
+    repo.join("packs").join(&name[..2]).join(name)
+}
+
+impl Mirror {
+    /// Pairs with the Hearth at `address` that shows `code`. Returns its
+    /// name and ID; both sides then await their admin's confirmation.
+    pub async fn join(
+        &self,
+        address: &str,
+        code: &str,
+        replaces: bool,
+    ) -> Result<(String, DeviceId), MirrorError> {
+        if address.trim().is_empty() {
+            return Err(MirrorError::Invalid(
+                "Type the other Hearth's address.".into(),
+            ));
+        }
+        let code = crate::pairing::normalise(code);
+        if code.len() != 8 {
+            return Err(MirrorError::Invalid(
+                "A pairing code has 8 letters and digits.".into(),
+            ));
+        }
+        let mut conn = client::connect(&self.0.id, address, None).await?;
+        let (joiner, msg) = Joiner::start(&code);
+        let reply: PairReply = conn
+            .json(
+                Method::POST,
+                "/v1/pair",
+                &PairRequest {
+                    spake: hex::encode(msg),
+                    name: self.name().to_string(),
+                    port: self.0.port,
+                    replaces,
+                },
+            )
+            .await?;
+        let decode = |s: &str| hex::decode(s).map_err(|e| MirrorError::Protocol(e.to_string()));
+        let mac = joiner.finish(
+            &decode(&reply.spake)?,
+            &decode(&reply.mac)?,
+            conn.server,
+            self.device(),
+        )?;
+        let _: serde_json::Value = conn
+            .json(
+                Method::POST,
+                "/v1/pair/confirm",
+                &PairConfirm {
+                    mac: hex::encode(mac),
+                },
+            )
+            .await?;
+        self.propose(conn.server, &reply.name, address.trim(), false)
+            .await?;
+        log::info!(
+            "mirror: paired with \"{}\" ({}) at {address}; waiting for the admin to confirm",
+            reply.name,
+            conn.server.short()
+        );
+        Ok((reply.name, conn.server))
+    }
+
+    /// One mirror run to one peer.
+    async fn push(&self, p: &Peer) -> Result<(), MirrorError> {
+        let mut conn = client::connect(&self.0.id, &p.address, Some(p.device)).await?;
+        let hello: Hello = conn.json(Method::GET, "/v1/hello", &()).await?;
+        if hello.protocol != crate::PROTOCOL {
+            return Err(MirrorError::Protocol(format!(
+                "it speaks mirror protocol {}, this Hearth {}",
+                hello.protocol,
+                crate::PROTOCOL
+            )));
+        }
+        let repo = self.repo().to_path_buf();
+        let local = tokio::task::spawn_blocking(move || local_packs(&repo))
+            .await
+            .map_err(|e| MirrorError::Internal(e.to_string()))?;
+        if local.is_empty() {
+            return Ok(());
+        }
+        for meta in META_FILES {
+            if let Ok(data) = tokio::fs::read(self.repo().join(meta)).await {
+                conn.send(Method::PUT, &format!("/v1/meta/{meta}"), full(data))
+                    .await?;
+            }
+        }
+        let names: Vec<String> = local.keys().cloned().collect();
+        let want: Names = conn
+            .json(Method::POST, "/v1/have", &Names { packs: names })
+            .await?;
+        let want: HashSet<String> = want.packs.into_iter().collect();
+        let sent = self.sent(p.device).await?;
+        // What it already holds counts as sent.
+        let held: Vec<(String, u64)> = local
+            .iter()
+            .filter(|(n, _)| !want.contains(*n) && !sent.contains(*n))
+            .map(|(n, s)| (n.clone(), *s))
+            .collect();
+        self.record_sent(p.device, held).await?;
+        // Deletions: only packs we once sent and no longer have.
+        let gone: Vec<String> = sent
+            .into_iter()
+            .filter(|n| !local.contains_key(n))
+            .collect();
+        if !gone.is_empty() {
+            let _: Scheduled = conn
+                .json(
+                    Method::POST,
+                    "/v1/delete",
+                    &Names {
+                        packs: gone.clone(),
+                    },
+                )
+                .await?;
+            self.forget_sent(p.device, gone).await?;
+        }
+        let mut todo: Vec<(String, u64)> = want
+            .iter()
+            .filter_map(|n| local.get(n).map(|s| (n.clone(), *s)))
+            .collect();
+        todo.sort();
+        let pending: u64 = todo.iter().map(|(_, s)| s).sum();
+        self.update_progress(p.device, |pr| pr.pending_bytes = pending);
+        for (name, size) in todo {
+            self.upload(&mut conn, p.device, &name, size).await?;
+            self.update_progress(p.device, |pr| {
+                pr.pending_bytes = pr.pending_bytes.saturating_sub(size)
+            });
+        }
+        let due = p
+            .last_proof
+            .as_ref()
+            .is_none_or(|(at, ..)| now() - at >= self.0.settings.prove_every.as_secs() as i64);
+        if due {
+            self.prove_with(&mut conn, p.device).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends one pack, from wherever an earlier attempt stopped.
+    async fn upload(
+        &self,
+        conn: &mut Conn,
+        peer: DeviceId,
+        name: &str,
+        size: u64,
+    ) -> Result<(), MirrorError> {
+        let state: Received = conn
+            .json(Method::GET, &format!("/v1/uploads/{name}"), &())
+            .await?;
+        let offset = if state.received < size {
+            state.received
+        } else {
+            0
+        };
+        let mut file = tokio::fs::File::open(pack_path(self.repo(), name)).await?;
+        {
+            use tokio::io::AsyncSeekExt;
+            file.seek(std::io::SeekFrom::Start(offset)).await?;
+        }
+        let body = throttled(self.clone(), peer, file, size - offset);
+        let resp = conn
+            .send(
+                Method::PUT,
+                &format!("/v1/packs/{name}?offset={offset}&size={size}"),
+                body,
+            )
+            .await?;
+        let bytes = client::read_limited(resp.into_body(), 64 * 1024).await?;
+        let r: Received =
+            serde_json::from_slice(&bytes).map_err(|e| MirrorError::Protocol(e.to_string()))?;
+        if !r.stored {
+            return Err(MirrorError::Unreachable {
+                address: conn.address.clone(),
+                message: format!(
+                    "the upload of a pack stopped at {} of {size} bytes",
+                    r.received
+                ),
+            });
+        }
+        self.record_sent(peer, vec![(name.to_string(), size)]).await
+    }
+
+    /// Challenges `peer` to prove it holds a few random packs it holds for
+    /// us; missing or damaged ones are forgotten as sent, so the next run
+    /// sends them again. Returns (checked, failed).
+    pub async fn prove(&self, peer: DeviceId) -> Result<(u64, u64), MirrorError> {
+        let p = self
+            .peer(peer)
+            .await?
+            .ok_or_else(|| MirrorError::Invalid("No such peer.".into()))?;
+        let mut conn = client::connect(&self.0.id, &p.address, Some(p.device)).await?;
+        let r = self.prove_with(&mut conn, peer).await;
+        if r.as_ref().is_ok_and(|(_, failed)| *failed > 0) {
+            self.sync_now();
+        }
+        r
+    }
+
+    async fn prove_with(&self, conn: &mut Conn, peer: DeviceId) -> Result<(u64, u64), MirrorError> {
+        let mut names: Vec<String> = self.sent(peer).await?.into_iter().collect();
+        if names.is_empty() {
+            return Ok((0, 0));
+        }
+        let mut rnd = [0u8; 40];
+        getrandom::fill(&mut rnd).map_err(|e| MirrorError::Internal(e.to_string()))?;
+        // A random sample: shuffle by the random bytes.
+        for i in (1..names.len()).rev() {
+            let j = u64::from_le_bytes(rnd[32..40].try_into().unwrap_or_default())
+                .wrapping_mul(i as u64 + 7)
+                .wrapping_add(rnd[i % 32] as u64)
+                % (i as u64 + 1);
+            names.swap(i, j as usize);
+        }
+        names.truncate(PROOF_SAMPLE);
+        let nonce = rnd[..32].to_vec();
+        let proofs: Vec<Proof> = conn
+            .json(
+                Method::POST,
+                "/v1/prove",
+                &Challenge {
+                    nonce: hex::encode(&nonce),
+                    packs: names.clone(),
+                },
+            )
+            .await?;
+        let answers: HashMap<String, Option<String>> =
+            proofs.into_iter().map(|p| (p.name, p.hash)).collect();
+        let repo = self.repo().to_path_buf();
+        let checks = names.clone();
+        let mine: Vec<Option<String>> = tokio::task::spawn_blocking(move || {
+            checks
+                .iter()
+                .map(|n| proof_of(&pack_path(&repo, n), &nonce).ok())
+                .collect()
+        })
+        .await
+        .map_err(|e| MirrorError::Internal(e.to_string()))?;
+        let mut failed = vec![];
+        for (name, own) in names.iter().zip(mine) {
+            let Some(own) = own else { continue };
+            if answers.get(name).cloned().flatten().as_deref() != Some(own.as_str()) {
+                failed.push(name.clone());
+            }
+        }
+        let detail = if failed.is_empty() {
+            "all copies intact".to_string()
+        } else {
+            format!(
+                "{} missing or damaged, sending again: {}",
+                failed.len(),
+                failed
+                    .iter()
+                    .map(|n| &n[..12])
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        if !failed.is_empty() {
+            log::warn!("mirror: proof of storage at {}: {detail}", peer.short());
+            self.forget_sent(peer, failed.clone()).await?;
+        }
+        let (checked, nfailed) = (names.len() as u64, failed.len() as u64);
+        self.0
+            .store
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO mirror_proofs (peer, at, checked, failed, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![peer.to_hex(), now(), checked as i64, nfailed as i64, detail],
+                )?;
+                Ok::<_, MirrorError>(())
+            })
+            .await?;
+        Ok((checked, nfailed))
+    }
+
+    async fn sent(&self, peer: DeviceId) -> Result<HashSet<String>, MirrorError> {
+        self.0
+            .store
+            .read(move |c| {
+                let rows = c
+                    .prepare("SELECT name FROM mirror_sent WHERE peer = ?1")?
+                    .query_map([peer.to_hex()], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
+            })
+            .await
+    }
+
+    async fn record_sent(
+        &self,
+        peer: DeviceId,
+        packs: Vec<(String, u64)>,
+    ) -> Result<(), MirrorError> {
+        if packs.is_empty() {
+            return Ok(());
+        }
+        self.0
+            .store
+            .write(move |c| {
+                let tx = c.transaction()?;
+                {
+                    let mut ins = tx.prepare_cached(
+                        "INSERT OR REPLACE INTO mirror_sent (peer, name, size, sent_at)
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )?;
+                    for (n, s) in &packs {
+                        ins.execute(params![peer.to_hex(), n, *s as i64, now()])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn forget_sent(&self, peer: DeviceId, packs: Vec<String>) -> Result<(), MirrorError> {
+        self.0
+            .store
+            .write(move |c| {
+                let tx = c.transaction()?;
+                for n in &packs {
+                    tx.execute(
+                        "DELETE FROM mirror_sent WHERE peer = ?1 AND name = ?2",
+                        params![peer.to_hex(), n],
+                    )?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Disaster recovery: fetches the repository files and every pack
+    /// `peer` holds for us into our (empty or partial) repository. Packs
+    /// are checked against their names and written durably; the caller
+    /// then unseals the key with the passphrase and rebuilds the index.
+    /// Returns (packs fetched, bytes).
+    pub async fn restore_from(&self, peer: DeviceId) -> Result<(u64, u64), MirrorError> {
+        let p = self
+            .peer(peer)
+            .await?
+            .filter(|p| p.state == PeerState::Confirmed)
+            .ok_or_else(|| {
+                MirrorError::Invalid("Confirm the pairing with that device first.".into())
+            })?;
+        let mut conn = client::connect(&self.0.id, &p.address, Some(peer)).await?;
+        let repo = self.repo().to_path_buf();
+        tokio::fs::create_dir_all(repo.join("packs")).await?;
+        for meta in META_FILES {
+            let resp = conn
+                .send(Method::GET, &format!("/v1/meta/{meta}"), full(Bytes::new()))
+                .await?;
+            let data = client::read_limited(resp.into_body(), 64 * 1024).await?;
+            let path = repo.join(meta);
+            tokio::task::spawn_blocking(move || crate::identity::write_durably(&path, &data))
+                .await
+                .map_err(|e| MirrorError::Internal(e.to_string()))?
+                .map_err(|e| MirrorError::Internal(e.to_string()))?;
+        }
+        let held: Vec<Held> = conn.json(Method::GET, "/v1/packs", &()).await?;
+        let local = {
+            let r = repo.clone();
+            tokio::task::spawn_blocking(move || local_packs(&r))
+                .await
+                .map_err(|e| MirrorError::Internal(e.to_string()))?
+        };
+        let todo: Vec<&Held> = held
+            .iter()
+            .filter(|h| is_pack_name(&h.name) && !local.contains_key(&h.name))
+            .collect();
+        let total: u64 = todo.iter().map(|h| h.size).sum();
+        self.update_progress(peer, |pr| {
+            pr.running = true;
+            pr.pending_bytes = total;
+            pr.sent_bytes = 0;
+        });
+        let (mut count, mut bytes) = (0u64, 0u64);
+        for h in todo {
+            let resp = conn
+                .send(
+                    Method::GET,
+                    &format!("/v1/packs/{}", h.name),
+                    full(Bytes::new()),
+                )
+                .await?;
+            let data =
+                client::read_limited(resp.into_body(), crate::server::MAX_PACK as usize).await?;
+            if blake3::hash(&data).to_hex().as_str() != h.name {
+                log::error!(
+                    "mirror: pack {} from {} is damaged; skipped",
+                    h.name,
+                    peer.short()
+                );
+                continue;
+            }
+            let path = pack_path(&repo, &h.name);
+            let len = data.len() as u64;
+            tokio::task::spawn_blocking(move || {
+                if let Some(d) = path.parent() {
+                    std::fs::create_dir_all(d)?;
+                }
+                crate::identity::write_durably(&path, &data)
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            })
+            .await
+            .map_err(|e| MirrorError::Internal(e.to_string()))??;
+            self.record_sent(peer, vec![(h.name.clone(), len)]).await?;
+            count += 1;
+            bytes += len;
+            self.update_progress(peer, |pr| {
+                pr.sent_bytes = bytes;
+                pr.pending_bytes = total.saturating_sub(bytes);
+            });
+        }
+        self.update_progress(peer, |pr| pr.running = false);
+        log::info!(
+            "mirror: restored {count} packs ({bytes} bytes) from {}",
+            peer.short()
+        );
+        Ok((count, bytes))
+    }
+}
+
+/// The file as a request body, at most `bandwidth` bytes per second, with
+/// live progress.
+fn throttled(m: Mirror, peer: DeviceId, mut file: tokio::fs::File, len: u64) -> client::Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let start = tokio::time::Instant::now();
+        let mut sent = 0u64;
+        let mut buf = vec![0u8; 128 * 1024];
+        while sent < len {
+            let want = buf.len().min((len - sent) as usize);
+            let n = match file.read(&mut buf[..want]).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            if tx
+                .send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            sent += n as u64;
+            m.update_progress(peer, |pr| pr.sent_bytes += n as u64);
+            let limit = m.bandwidth();
+            if limit > 0 {
+                let due = start + Duration::from_secs_f64(sent as f64 / limit as f64);
+                tokio::time::sleep_until(due).await;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|item| (item.map(hyper::body::Frame::data), rx))
+    });
+    http_body_util::StreamBody::new(stream).boxed()
+}
