@@ -14,13 +14,13 @@ preseed_get() {
   while IFS= read -r line || [ -n "$line" ]; do
     line=${line%$'\r'}
     if [[ $line =~ $basic ]]; then
-      local v=${BASH_REMATCH[1]} out="" c
+      local v=${BASH_REMATCH[1]} res="" c
       while [ -n "$v" ]; do
         c=${v:0:1}; v=${v:1}
         if [ "$c" = "\\" ]; then c=${v:0:1}; v=${v:1}; fi
-        out+=$c
+        res+=$c
       done
-      printf '%s' "$out"
+      printf '%s' "$res"
       return 0
     elif [[ $line =~ $literal ]]; then
       printf '%s' "${BASH_REMATCH[1]}"
