@@ -201,7 +201,11 @@ fn main() {
     let concurrency = env_num("CONCURRENCY", 32);
 
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("hearth.toml"), "log_level = \"warn\"\n").expect("config");
+    std::fs::write(
+        dir.path().join("hearth.toml"),
+        "log_level = \"warn\"\nmirror_listen = \"127.0.0.1:0\"\n",
+    )
+    .expect("config");
     // BOARD_BENCH_BIN runs another build (an unstripped one, for profiling).
     let bin = std::env::var("BOARD_BENCH_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_hearth").to_string());

@@ -44,7 +44,11 @@ fn notifies_systemd_ready_watchdog_and_stopping() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    std::fs::write(dir.path().join("hearth.toml"), "").unwrap();
+    std::fs::write(
+        dir.path().join("hearth.toml"),
+        "mirror_listen = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
     let mut child = crate::util::hearth_command()
         .arg("--config")
         .arg(dir.path().join("hearth.toml"))

@@ -40,6 +40,15 @@ mod prune;
 /// The hotspot's name and password through (a fake) nmcli, with undo.
 mod hotspot;
 
+/// Admin → Network: ZeroTier through a fake zerotier-one service API.
+mod zerotier;
+
+/// Devices in network namespaces joined by veth pairs.
+mod netns;
+
+/// Two real devices: pairing, mirroring, proof of storage, recovery.
+mod mirror;
+
 /// The hotspot board and the captive portal.
 mod board;
 

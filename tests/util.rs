@@ -44,9 +44,15 @@ impl TestServer {
         std::fs::write(
             dir.path().join("hearth.toml"),
             format!(
-                "boot_dir = {:?}\nfiles_dir = {:?}\nlog_level = \"debug\"\n{config}",
+                "boot_dir = {:?}\nfiles_dir = {:?}\nlog_level = \"debug\"\n{}{config}",
                 dir.path().join("boot"),
-                dir.path().join("files")
+                dir.path().join("files"),
+                // Tests run side by side: never the fixed peer port.
+                if config.contains("mirror_listen") {
+                    ""
+                } else {
+                    "mirror_listen = \"127.0.0.1:0\"\n"
+                }
             ),
         )
         .unwrap();

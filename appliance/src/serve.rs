@@ -33,6 +33,27 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     listener.set_nonblocking(true)?;
+    let peer_listener = std::net::TcpListener::bind(config.mirror_listen)
+        .with_context(|| format!("cannot listen on {} (mirror_listen)", config.mirror_listen))?;
+    peer_listener.set_nonblocking(true)?;
+    let hostname = hearth_system::hostname();
+    let mirror = hearth_mirror::Mirror::new(
+        identity,
+        store.clone(),
+        hearth_mirror::Settings {
+            data_dir: config.data_dir.clone(),
+            name: if config.device_name.trim().is_empty() {
+                hostname.clone()
+            } else {
+                config.device_name.trim().to_string()
+            },
+            grace: Duration::from_secs(config.mirror_grace_days.saturating_mul(86_400)),
+            bandwidth: config.mirror_bandwidth_kib.saturating_mul(1024),
+            every: Duration::from_secs(config.mirror_every_minutes.max(1).saturating_mul(60)),
+            prove_every: Duration::from_secs(config.mirror_prove_hours.saturating_mul(3600)),
+        },
+        peer_listener.local_addr()?.port(),
+    );
     let clock = match simulate_clock_offset {
         Some(secs) => Clock::simulated(secs.saturating_mul(1000)),
         None => Clock::system(),
@@ -55,7 +76,8 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
             hearth_web::live_renderer(),
         ),
         portal: Arc::default(),
-        hostname: Arc::new(hearth_system::hostname()),
+        hostname: Arc::new(hostname),
+        mirror,
         pages: Arc::new(hearth_web::PageCache::new().context("no random numbers")?),
         hotspot: hearth_net::hotspot::Hotspot::open(
             &config.hotspot_connection,
@@ -72,7 +94,7 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(listener, state, started))?;
+    runtime.block_on(run(listener, peer_listener, state, started))?;
     // Every request has finished: fold the WAL back so the stop is clean.
     store.close().context("closing the database")?;
     log::info!("stopped cleanly");
@@ -81,12 +103,31 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
 
 async fn run(
     listener: std::net::TcpListener,
+    peer_listener: std::net::TcpListener,
     state: AppState,
     started: Instant,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let peer_addr = peer_listener.local_addr()?;
+    state
+        .mirror
+        .start(tokio::net::TcpListener::from_std(peer_listener)?)?;
+    // Each finished backup or prune starts a mirror run.
+    let (jobs, mirror) = (state.jobs.clone(), state.mirror.clone());
+    tokio::spawn(async move {
+        let mut seen = jobs.status().changes;
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let now = jobs.status().changes;
+            if now != seen {
+                seen = now;
+                mirror.sync_now();
+            }
+        }
+    });
     // An unkept hotspot change is undone when its window passes.
     let hotspot = state.hotspot.clone();
     tokio::spawn(async move {
@@ -101,8 +142,9 @@ async fn run(
         let _ = stop_rx.await;
     }));
 
-    // Tests and scripts read this line to learn the bound port.
+    // Tests and scripts read these lines to learn the bound ports.
     println!("Hearth is ready at http://{addr}/");
+    println!("Peer port at {peer_addr}");
     let _ = std::io::stdout().flush();
     log::info!(
         "listening on {addr}, ready {} ms after start",

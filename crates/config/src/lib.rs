@@ -48,6 +48,18 @@ pub struct Config {
     pub zerotier_api: String,
     /// The `zerotier-one` API token file Hearth reads for every call.
     pub zerotier_token_file: PathBuf,
+    /// This device's name for peers; empty for the host name.
+    pub device_name: String,
+    /// The peer port's address.
+    pub mirror_listen: SocketAddr,
+    /// Days a deleted pack is kept for its owner.
+    pub mirror_grace_days: u64,
+    /// Upload limit to peers, KiB/s; 0 for none.
+    pub mirror_bandwidth_kib: u64,
+    /// Minutes between mirror runs.
+    pub mirror_every_minutes: u64,
+    /// Hours between proof-of-storage checks.
+    pub mirror_prove_hours: u64,
     /// Lowest log level written.
     pub log_level: LogLevel,
     /// Whether session cookies carry the `Secure` attribute.

@@ -59,6 +59,9 @@ pub struct Status {
     pub warnings: Vec<String>,
     /// Whether the watcher covers every folder; if not, why.
     pub watch_problem: Option<String>,
+    /// Runs that changed the repository (backups and prunes) since start,
+    /// so the mirror can follow each one.
+    pub changes: u64,
 }
 
 /// Requests to the scheduler thread.

@@ -207,6 +207,7 @@ impl Scheduler {
                     );
                     s.last_error = None;
                     s.warnings = report.warnings;
+                    s.changes += 1;
                 }
                 Err(e) => {
                     log::error!("backup of {} failed: {e}", source.display());
@@ -225,11 +226,14 @@ impl Scheduler {
         self.set_status(|s| {
             s.running = None;
             match result {
-                Ok(r) => log::info!(
-                    "pruned: {} packs deleted, {} bytes freed",
-                    r.packs_deleted,
-                    r.bytes_freed
-                ),
+                Ok(r) => {
+                    log::info!(
+                        "pruned: {} packs deleted, {} bytes freed",
+                        r.packs_deleted,
+                        r.bytes_freed
+                    );
+                    s.changes += 1;
+                }
                 Err(e) => {
                     log::error!("prune failed: {e}");
                     s.last_error = Some(format!("prune: {e}"));

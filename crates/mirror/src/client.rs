@@ -124,10 +124,22 @@ impl Conn {
         path: &str,
         body: Body,
     ) -> Result<hyper::Response<Incoming>, MirrorError> {
+        self.send_as(method, path, body, "application/octet-stream")
+            .await
+    }
+
+    async fn send_as(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Body,
+        content_type: &str,
+    ) -> Result<hyper::Response<Incoming>, MirrorError> {
         let req = Request::builder()
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, tls::SERVER_NAME)
+            .header(hyper::header::CONTENT_TYPE, content_type)
             .body(body)
             .map_err(|e| MirrorError::Internal(e.to_string()))?;
         self.sender.ready().await.map_err(|e| self.lost(e))?;
@@ -161,7 +173,9 @@ impl Conn {
         body: &impl Serialize,
     ) -> Result<T, MirrorError> {
         let raw = serde_json::to_vec(body).map_err(|e| MirrorError::Internal(e.to_string()))?;
-        let resp = self.send(method, path, full(raw)).await?;
+        let resp = self
+            .send_as(method, path, full(raw), "application/json")
+            .await?;
         let bytes = read_limited(resp.into_body(), 64 * 1024 * 1024).await?;
         serde_json::from_slice(&bytes).map_err(|e| MirrorError::Protocol(e.to_string()))
     }

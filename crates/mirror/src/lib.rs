@@ -102,6 +102,8 @@ pub struct Progress {
     pub sent_bytes: u64,
     pub quota_full: bool,
     pub last_error: Option<String>,
+    /// How a restore from this peer went, for the admin page.
+    pub restore: Option<String>,
 }
 
 /// The mirror service; cheap to clone.
@@ -166,6 +168,11 @@ impl Mirror {
         self.0.id.id
     }
 
+    /// The peer port we listen on.
+    pub fn port(&self) -> u16 {
+        self.0.port
+    }
+
     pub fn name(&self) -> &str {
         &self.0.settings.name
     }
@@ -209,6 +216,12 @@ impl Mirror {
     pub(crate) fn update_progress(&self, peer: DeviceId, f: impl FnOnce(&mut Progress)) {
         let mut map = self.0.progress.lock().unwrap_or_else(|p| p.into_inner());
         f(map.entry(peer).or_default());
+    }
+
+    /// Notes how a restore from `peer` is going.
+    pub fn set_restore_note(&self, peer: DeviceId, note: &str) {
+        let note = note.to_string();
+        self.update_progress(peer, |p| p.restore = Some(note));
     }
 
     /// Sets the upload limit (bytes per second, 0 for none).

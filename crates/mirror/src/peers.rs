@@ -23,9 +23,8 @@ pub struct Peer {
     pub state: PeerState,
     /// Bytes we offer to hold for it.
     pub quota: u64,
-    /// For a replacement: the peer it takes over from.
-    #[serde(skip)]
-    pub replaces: Option<DeviceId>,
+    /// It paired asking to replace a lost device of ours.
+    pub wants_replace: bool,
     pub last_seen: Option<i64>,
     pub last_error: Option<String>,
     /// Bytes we hold for it.
@@ -62,7 +61,7 @@ fn peer_from(r: &Row<'_>) -> hearth_store::rusqlite::Result<Peer> {
             PeerState::Proposed
         },
         quota: r.get::<_, i64>(4)?.max(0) as u64,
-        replaces: replaces.as_deref().and_then(DeviceId::from_hex),
+        wants_replace: replaces.is_some(),
         last_seen: r.get(6)?,
         last_error: r.get(7)?,
         held_bytes: r.get::<_, i64>(8)?.max(0) as u64,
@@ -199,6 +198,10 @@ impl Mirror {
                     [device.to_hex()],
                 )?;
                 tx.execute("DELETE FROM mirror_sent WHERE peer = ?1", [device.to_hex()])?;
+                tx.execute(
+                    "DELETE FROM mirror_resend WHERE peer = ?1",
+                    [device.to_hex()],
+                )?;
                 tx.commit()?;
                 Ok::<_, MirrorError>(())
             })
@@ -236,6 +239,10 @@ impl Mirror {
                 )?;
                 tx.execute(
                     "UPDATE mirror_sent SET peer = ?2 WHERE peer = ?1",
+                    params![old.to_hex(), new.to_hex()],
+                )?;
+                tx.execute(
+                    "UPDATE mirror_resend SET peer = ?2 WHERE peer = ?1",
                     params![old.to_hex(), new.to_hex()],
                 )?;
                 tx.execute("DELETE FROM mirror_peers WHERE device = ?1", [old.to_hex()])?;

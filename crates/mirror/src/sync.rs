@@ -189,7 +189,10 @@ impl Mirror {
         let want: Names = conn
             .json(Method::POST, "/v1/have", &Names { packs: names })
             .await?;
-        let want: HashSet<String> = want.packs.into_iter().collect();
+        let mut want: HashSet<String> = want.packs.into_iter().collect();
+        // Copies a proof found damaged go again, whatever the peer thinks.
+        let resend = self.resend(p.device).await?;
+        want.extend(resend.iter().filter(|n| local.contains_key(*n)).cloned());
         let sent = self.sent(p.device).await?;
         // What it already holds counts as sent.
         let held: Vec<(String, u64)> = local
@@ -360,6 +363,19 @@ impl Mirror {
         if !failed.is_empty() {
             log::warn!("mirror: proof of storage at {}: {detail}", peer.short());
             self.forget_sent(peer, failed.clone()).await?;
+            let f = failed.clone();
+            self.0
+                .store
+                .write(move |c| {
+                    for n in &f {
+                        c.execute(
+                            "INSERT OR IGNORE INTO mirror_resend (peer, name) VALUES (?1, ?2)",
+                            params![peer.to_hex(), n],
+                        )?;
+                    }
+                    Ok::<_, MirrorError>(())
+                })
+                .await?;
         }
         let (checked, nfailed) = (names.len() as u64, failed.len() as u64);
         self.0
@@ -389,6 +405,20 @@ impl Mirror {
             .await
     }
 
+    async fn resend(&self, peer: DeviceId) -> Result<HashSet<String>, MirrorError> {
+        self.0
+            .store
+            .read(move |c| {
+                let rows = c
+                    .prepare("SELECT name FROM mirror_resend WHERE peer = ?1")?
+                    .query_map([peer.to_hex()], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
+            })
+            .await
+    }
+
+    /// Notes packs the peer now holds (so they need no sending again).
     async fn record_sent(
         &self,
         peer: DeviceId,
@@ -406,8 +436,12 @@ impl Mirror {
                         "INSERT OR REPLACE INTO mirror_sent (peer, name, size, sent_at)
                          VALUES (?1, ?2, ?3, ?4)",
                     )?;
+                    let mut done = tx.prepare_cached(
+                        "DELETE FROM mirror_resend WHERE peer = ?1 AND name = ?2",
+                    )?;
                     for (n, s) in &packs {
                         ins.execute(params![peer.to_hex(), n, *s as i64, now()])?;
+                        done.execute(params![peer.to_hex(), n])?;
                     }
                 }
                 tx.commit()?;

@@ -2,3 +2,4 @@
 
 pub mod captive;
 pub mod hotspot;
+pub mod zerotier;

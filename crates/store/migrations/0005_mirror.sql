@@ -44,3 +44,11 @@ CREATE TABLE mirror_proofs (
     detail  TEXT    NOT NULL
 ) STRICT;
 CREATE INDEX mirror_proofs_peer ON mirror_proofs (peer, at);
+
+-- Packs a proof of storage found missing or damaged at a peer: sent again
+-- whatever the peer says it holds, then removed from here.
+CREATE TABLE mirror_resend (
+    peer TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (peer, name)
+) STRICT;

@@ -243,3 +243,80 @@ pub(crate) struct HotspotPage {
     pub pending_secs: Option<u64>,
     pub confirm_minutes: u64,
 }
+
+/// This device's ZeroTier node, as Admin → Network shows it.
+pub(crate) struct NodeView {
+    pub address: String,
+    pub online: bool,
+    pub version: String,
+}
+
+/// A joined ZeroTier network, ready to show.
+pub(crate) struct NetworkView {
+    pub id: String,
+    pub name: String,
+    /// The status in words.
+    pub words: String,
+    /// Whether the network is configured and usable.
+    pub ok: bool,
+    /// Whether strangers may be on it (a warning is shown).
+    pub public: bool,
+    pub addresses: Vec<String>,
+    /// The virtual interface, e.g. `ztabcdef12`.
+    pub device: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/network.html")]
+pub(crate) struct NetworkPage {
+    pub csrf: String,
+    /// Why the last join or leave was refused.
+    pub error: Option<String>,
+    /// Why ZeroTier cannot be used at all right now.
+    pub problem: Option<String>,
+    /// Whether that is because the service is missing (install help shown).
+    pub absent: bool,
+    pub node: Option<NodeView>,
+    pub networks: Vec<NetworkView>,
+    /// A network is waiting for its controller: the page reloads itself.
+    pub pending: bool,
+    /// What the admin typed, put back after a refusal.
+    pub typed: String,
+}
+
+/// One peer as the Peers page shows it.
+pub(crate) struct PeerRow {
+    /// Device ID, hex: the URL key.
+    pub id: String,
+    pub name: String,
+    pub short: String,
+    pub proposed: bool,
+    pub wants_replace: bool,
+    pub status: String,
+    pub held: String,
+    pub quota: String,
+    pub quota_gb: String,
+    pub sent: String,
+    pub pending: String,
+    pub percent: u64,
+    pub proof: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/peers.html")]
+pub(crate) struct PeersPage {
+    pub csrf: String,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+    pub name: String,
+    pub short: String,
+    pub long: String,
+    pub code: Option<hearth_mirror::pairing::Shown>,
+    pub address: String,
+    pub qr: String,
+    pub join_address: String,
+    pub join_code: String,
+    pub peers: Vec<PeerRow>,
+    /// Confirmed peers a replacement could take over: (hex id, label).
+    pub others: Vec<(String, String)>,
+}

@@ -53,6 +53,10 @@ pub struct Shared {
     pub hostname: Arc<String>,
     /// The Wi-Fi hotspot's name and password.
     pub hotspot: hearth_net::hotspot::Hotspot,
+    /// The local ZeroTier service, for reaching paired Hearths far away.
+    pub zerotier: hearth_net::zerotier::ZeroTier,
+    /// Pairing and mirroring with other Hearths.
+    pub mirror: hearth_mirror::Mirror,
     /// Board pages rendered since the board last changed.
     pub pages: Arc<crate::PageCache>,
 }

@@ -36,11 +36,29 @@ fn app_and_state() -> (tempfile::TempDir, axum::Router, AppState) {
         portal: Arc::default(),
         hostname: Arc::new("testhost".into()),
         pages: Arc::new(crate::PageCache::new().unwrap()),
+        mirror: hearth_mirror::Mirror::new(
+            hearth_mirror::Identity::generate().unwrap(),
+            store.clone(),
+            hearth_mirror::Settings {
+                data_dir: dir.path().to_path_buf(),
+                name: "test".into(),
+                grace: std::time::Duration::from_secs(60),
+                bandwidth: 0,
+                every: std::time::Duration::from_secs(3600),
+                prove_every: std::time::Duration::from_secs(3600),
+            },
+            7443,
+        ),
         hotspot: hearth_net::hotspot::Hotspot::open(
             "Hearth-hotspot",
             dir.path(),
             std::time::Duration::from_secs(60),
         ),
+        zerotier: hearth_net::zerotier::ZeroTier::new(
+            "http://127.0.0.1:9",
+            &dir.path().join("no-zerotier-token"),
+        )
+        .unwrap(),
     });
     let peer = crate::Peer {
         remote: SocketAddr::from(([127, 0, 0, 1], 9)),

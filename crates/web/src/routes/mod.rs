@@ -8,6 +8,8 @@ mod browse;
 mod files;
 mod hotspot;
 mod moderation;
+mod network;
+mod peers;
 mod public;
 mod setup;
 
@@ -56,6 +58,20 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/files", get(files::page))
         .route("/admin/hotspot", get(hotspot::show).post(hotspot::change))
         .route("/admin/hotspot/keep", post(hotspot::keep))
+        .route("/admin/network", get(network::show))
+        .route("/admin/network/join", post(network::join))
+        .route("/admin/network/leave", post(network::leave))
+        .route("/admin/peers", get(peers::show))
+        .route("/admin/peers/join", get(peers::show).post(peers::join))
+        .route("/admin/peers/code", post(peers::new_code))
+        .route("/admin/peers/code/cancel", post(peers::cancel_code))
+        .route("/admin/peers/progress", get(peers::progress))
+        .route("/admin/peers/{id}/confirm", post(peers::confirm))
+        .route("/admin/peers/{id}/quota", post(peers::set_quota))
+        .route("/admin/peers/{id}/remove", post(peers::remove))
+        .route("/admin/peers/{id}/sync", post(peers::sync))
+        .route("/admin/peers/{id}/check", post(peers::check))
+        .route("/admin/peers/{id}/restore", post(peers::restore))
         .route("/admin/board", get(moderation::page))
         .route("/admin/board/landing", post(moderation::landing))
         .route("/admin/board/boards", post(moderation::create))

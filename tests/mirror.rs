@@ -1,0 +1,351 @@
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use hearth_mirror::DeviceId;
+
+use crate::{
+    netns::{Device, Link},
+    util::{Client, run_hearth},
+};
+
+const PASSPHRASE: &str = "a long recovery passphrase";
+/// A string only A's files contain; B must never hold it in the clear.
+const SECRET: &str = "the-plaintext-B-must-never-see-7f3a9c";
+
+fn backup(dev: &Device, args: &[&str]) -> String {
+    let (cfg, data) = (dev.config_path(), dev.data_dir());
+    let mut all = vec![
+        "--config",
+        cfg.to_str().unwrap(),
+        "backup",
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let (code, out, err) = run_hearth(&all, &[]);
+    assert_eq!(code, 0, "hearth backup {args:?}: {err}");
+    out
+}
+
+/// Sets up A's backups of its files folder and takes a snapshot.
+fn init_backups(dev: &Device) {
+    let pp = dev.dir.path().join("pp");
+    std::fs::write(&pp, format!("{PASSPHRASE}\n")).unwrap();
+    backup(dev, &["init", "--passphrase-file", pp.to_str().unwrap()]);
+    backup(dev, &["add", dev.files_dir().to_str().unwrap()]);
+    backup(dev, &["run"]);
+}
+
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    // Incompressible and deterministic: BLAKE3 in XOF mode.
+    let mut out = vec![0u8; n];
+    blake3::Hasher::new()
+        .update(&seed.to_le_bytes())
+        .finalize_xof()
+        .fill(&mut out);
+    out
+}
+
+fn device_id(dev: &Device) -> DeviceId {
+    DeviceId::of_cert(&std::fs::read(dev.data_dir().join("identity/cert.der")).unwrap())
+}
+
+/// Pack name → bytes under `dir` (`<xx>/<name>`).
+fn packs_in(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let Ok(subs) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for s in subs.flatten() {
+        for f in std::fs::read_dir(s.path()).into_iter().flatten().flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name.len() == 64 {
+                out.insert(name, std::fs::read(f.path()).unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
+fn own_packs(dev: &Device) -> BTreeMap<String, Vec<u8>> {
+    packs_in(&dev.data_dir().join("repo/packs"))
+}
+
+fn held_packs(holder: &Device, owner: DeviceId) -> BTreeMap<String, Vec<u8>> {
+    packs_in(
+        &holder
+            .data_dir()
+            .join("mirror")
+            .join(owner.to_hex())
+            .join("packs"),
+    )
+}
+
+/// Waits until the holder has every pack of the owner, intact.
+async fn wait_mirrored(owner: &Device, holder: &Device, owner_id: DeviceId, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let (mine, theirs) = (own_packs(owner), held_packs(holder, owner_id));
+        if !mine.is_empty() && mine == theirs {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "not mirrored after {within:?}: {} of {} packs\nowner log:\n{}\nholder log:\n{}",
+            theirs.len(),
+            mine.len(),
+            tail(&owner.log()),
+            tail(&holder.log())
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().filter(|l| !l.contains("rustls")).collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+fn between<'a>(body: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = body.find(start)? + start.len();
+    let len = body[from..].find(end)?;
+    Some(&body[from..from + len])
+}
+
+/// A shows a code, B enters it. Returns the code.
+async fn pair(shower: &mut Client, joiner: &mut Client, address: &str, replaces: bool) -> String {
+    let page = shower
+        .submit("/admin/peers", "/admin/peers/code", &[])
+        .await;
+    assert_eq!(page.status, 303);
+    let page = shower.get("/admin/peers").await;
+    let code = between(&page.body, "id=\"pairing-code\">", "<")
+        .expect("a code")
+        .to_string();
+    assert!(page.body.contains("<svg"), "a QR code is rendered");
+    let mut form = vec![("address", address), ("code", code.as_str())];
+    if replaces {
+        form.push(("replaces", "1"));
+    }
+    let joined = joiner
+        .submit("/admin/peers", "/admin/peers/join", &form)
+        .await;
+    assert_eq!(joined.status, 303, "{}", joined.body);
+    code
+}
+
+async fn confirm(c: &mut Client, other: DeviceId, quota_gb: &str, replaces: Option<DeviceId>) {
+    let page = c.get("/admin/peers").await;
+    assert!(
+        page.body.contains(&other.short()),
+        "the peer's fingerprint is shown"
+    );
+    let replaces = replaces.map(|r| r.to_hex()).unwrap_or_default();
+    let r = c
+        .submit(
+            "/admin/peers",
+            &format!("/admin/peers/{}/confirm", other.to_hex()),
+            &[("quota_gb", quota_gb), ("replaces", &replaces)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+}
+
+async fn mirror_now(c: &mut Client, peer: DeviceId) {
+    let r = c
+        .submit(
+            "/admin/peers",
+            &format!("/admin/peers/{}/sync", peer.to_hex()),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+}
+
+/// Every file under `dir` (recursively), whole.
+fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+async fn two_paired(a_config: &str, b_config: &str) -> (Device, Device, Link, Client, Client) {
+    let mut a = Device::new("Alpha", a_config);
+    let mut b = Device::new("Beta", b_config);
+    let link = Link::new(&a.ns, &b.ns);
+    a.start(&link.a_ip);
+    b.start(&link.b_ip);
+    let (mut ca, mut cb) = (a.client(), b.client());
+    assert_eq!(ca.claim("alpha admin password").await.status, 303);
+    assert_eq!(cb.claim("beta admin password").await.status, 303);
+    pair(&mut ca, &mut cb, &a.peer_addr, false).await;
+    let (ida, idb) = (device_id(&a), device_id(&b));
+    // Each admin sees the other's name and fingerprint, and confirms.
+    let pa = ca.get("/admin/peers").await.body;
+    assert!(pa.contains("Beta") && pa.contains(&idb.short()), "{pa}");
+    let pb = cb.get("/admin/peers").await.body;
+    assert!(pb.contains("Alpha") && pb.contains(&ida.short()), "{pb}");
+    confirm(&mut ca, idb, "1", None).await;
+    confirm(&mut cb, ida, "1", None).await;
+    (a, b, link, ca, cb)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paired_devices_mirror_prove_storage_and_recover_a_lost_device() {
+    // A's files: a diary with a known string, and incompressible data.
+    let mut a = Device::new("Alpha", "");
+    std::fs::create_dir_all(a.files_dir()).unwrap();
+    std::fs::write(a.files_dir().join("diary.txt"), SECRET.repeat(1000)).unwrap();
+    std::fs::write(a.files_dir().join("photo.raw"), random_bytes(3 << 20, 1)).unwrap();
+    init_backups(&a);
+    std::fs::write(a.files_dir().join("later.txt"), format!("{SECRET} second")).unwrap();
+    backup(&a, &["run"]);
+    let snapshots_before = backup(&a, &["list"]);
+    let originals: BTreeMap<String, Vec<u8>> = ["diary.txt", "photo.raw", "later.txt"]
+        .iter()
+        .map(|n| (n.to_string(), std::fs::read(a.files_dir().join(n)).unwrap()))
+        .collect();
+
+    let mut b = Device::new("Beta", "");
+    let link = Link::new(&a.ns, &b.ns);
+    a.start(&link.a_ip);
+    b.start(&link.b_ip);
+    let (mut ca, mut cb) = (a.client(), b.client());
+    ca.claim("alpha admin password").await;
+    cb.claim("beta admin password").await;
+    pair(&mut ca, &mut cb, &a.peer_addr, false).await;
+    let (ida, idb) = (device_id(&a), device_id(&b));
+    confirm(&mut ca, idb, "1", None).await;
+    confirm(&mut cb, ida, "1", None).await;
+
+    // Mirror A to B.
+    mirror_now(&mut ca, idb).await;
+    wait_mirrored(&a, &b, ida, Duration::from_secs(60)).await;
+    let page = ca.get("/admin/peers").await.body;
+    assert!(page.contains("up to date"), "{page}");
+
+    // B holds only ciphertext: the known string is nowhere in its files,
+    // database included.
+    for f in all_files(b.dir.path()) {
+        let data = std::fs::read(&f).unwrap_or_default();
+        assert!(
+            !data.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "{} holds A's plaintext",
+            f.display()
+        );
+    }
+
+    // A flipped byte in B's copy is found by the next proof of storage,
+    // and the pack is sent again.
+    let (name, _) = held_packs(&b, ida).into_iter().next().unwrap();
+    let path = b
+        .data_dir()
+        .join("mirror")
+        .join(ida.to_hex())
+        .join("packs")
+        .join(&name[..2])
+        .join(&name);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let r = ca
+        .submit(
+            "/admin/peers",
+            &format!("/admin/peers/{}/check", idb.to_hex()),
+            &[],
+        )
+        .await;
+    let notice = r.location().unwrap_or_default().to_string();
+    assert!(notice.contains("missing%20or%20damaged"), "{notice}");
+    let page = ca.get("/admin/peers").await.body;
+    assert!(page.contains("1 failed"), "shown on the page: {page}");
+    wait_mirrored(&a, &b, ida, Duration::from_secs(60)).await;
+
+    // Disaster: A's card is gone. A fresh A' pairs with B as A's
+    // replacement and gets every snapshot back with the passphrase.
+    a.kill();
+    std::fs::remove_dir_all(a.data_dir()).unwrap();
+    std::fs::remove_dir_all(a.files_dir()).unwrap();
+    a.start(&link.a_ip);
+    let new_a = device_id(&a);
+    assert_ne!(new_a, ida, "a fresh device has a fresh identity");
+    let mut ca = a.client();
+    ca.claim("a new admin password").await;
+    pair(&mut cb, &mut ca, &b.peer_addr, true).await;
+    let page = cb.get("/admin/peers").await.body;
+    assert!(page.contains("replaces a lost device"), "{page}");
+    confirm(&mut cb, new_a, "1", Some(ida)).await;
+    confirm(&mut ca, idb, "1", None).await;
+    let r = ca
+        .submit(
+            "/admin/peers",
+            &format!("/admin/peers/{}/restore", idb.to_hex()),
+            &[("passphrase", PASSPHRASE)],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    let start = Instant::now();
+    loop {
+        let body = ca.get("/admin/peers/progress").await.body;
+        if body.contains("done:") {
+            assert!(body.contains("2 snapshots back"), "{body}");
+            break;
+        }
+        assert!(!body.contains("failed"), "{body}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{body}\n{}",
+            tail(&a.log())
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        backup(&a, &["list"]).lines().count(),
+        snapshots_before.lines().count()
+    );
+    // Every snapshot restores byte-identical.
+    let target = a.dir.path().join("restored");
+    let list = backup(&a, &["--json", "list"]);
+    let ids: Vec<i64> = serde_json::from_str::<Vec<serde_json::Value>>(&list)
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    for id in ids {
+        let dir = target.join(id.to_string());
+        backup(
+            &a,
+            &[
+                "restore",
+                &id.to_string(),
+                "--target",
+                dir.to_str().unwrap(),
+            ],
+        );
+        for (name, data) in &originals {
+            let got = std::fs::read(dir.join(name));
+            if name == "later.txt" && got.is_err() {
+                continue; // not in the first snapshot
+            }
+            assert_eq!(&got.unwrap(), data, "snapshot {id}: {name}");
+        }
+    }
+    // The old device is gone from B's list; its backups belong to A' now.
+    let page = cb.get("/admin/peers").await.body;
+    assert!(!page.contains(&ida.short()), "{page}");
+}
