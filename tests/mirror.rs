@@ -349,3 +349,193 @@ async fn paired_devices_mirror_prove_storage_and_recover_a_lost_device() {
     let page = cb.get("/admin/peers").await.body;
     assert!(!page.contains(&ida.short()), "{page}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_codes_burn_the_code_and_an_impostor_cannot_pose_as_the_peer() {
+    let mut a = Device::new("Alpha", "");
+    let mut b = Device::new("Beta", "");
+    let link = Link::new(&a.ns, &b.ns);
+    a.start(&link.a_ip);
+    b.start(&link.b_ip);
+    let (mut ca, mut cb) = (a.client(), b.client());
+    ca.claim("alpha admin password").await;
+    cb.claim("beta admin password").await;
+
+    // Five wrong codes: each refused, then the code is burned.
+    ca.submit("/admin/peers", "/admin/peers/code", &[]).await;
+    let page = ca.get("/admin/peers").await.body;
+    let code = between(&page, "id=\"pairing-code\">", "<")
+        .unwrap()
+        .to_string();
+    let wrong = if code == "ACDEFGHJ" {
+        "ACDEFGHK"
+    } else {
+        "ACDEFGHJ"
+    };
+    for _ in 0..5 {
+        let r = cb
+            .submit(
+                "/admin/peers",
+                "/admin/peers/join",
+                &[("address", &a.peer_addr), ("code", wrong)],
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        assert!(r.body.contains("The code was wrong"), "{}", r.body);
+    }
+    let r = cb
+        .submit(
+            "/admin/peers",
+            "/admin/peers/join",
+            &[("address", &a.peer_addr), ("code", &code)],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("not showing a pairing code"), "{}", r.body);
+    assert!(
+        !ca.get("/admin/peers")
+            .await
+            .body
+            .contains("id=\"pairing-code\"")
+    );
+    // Nothing was stored on either side.
+    assert!(!ca.get("/admin/peers").await.body.contains("Beta"));
+    assert!(!cb.get("/admin/peers").await.body.contains("Alpha"));
+
+    // A real pairing, then B is replaced on its address by a device with
+    // another certificate: A refuses to talk to it.
+    pair(&mut ca, &mut cb, &a.peer_addr, false).await;
+    let (ida, idb) = (device_id(&a), device_id(&b));
+    confirm(&mut ca, idb, "1", None).await;
+    confirm(&mut cb, ida, "1", None).await;
+    std::fs::create_dir_all(a.files_dir()).unwrap();
+    std::fs::write(a.files_dir().join("f"), random_bytes(1 << 20, 2)).unwrap();
+    init_backups(&a);
+    mirror_now(&mut ca, idb).await;
+    wait_mirrored(&a, &b, ida, Duration::from_secs(60)).await;
+    b.kill();
+    let mut impostor = Device::new("Beta", "");
+    // Same namespace, same address: only the certificate differs.
+    std::mem::swap(&mut impostor.ns, &mut b.ns);
+    impostor.start(&link.b_ip);
+    mirror_now(&mut ca, idb).await;
+    let start = Instant::now();
+    loop {
+        let page = ca.get("/admin/peers").await.body;
+        if page.contains("not the paired device") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{page}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        held_packs(&impostor, ida).is_empty(),
+        "the impostor got nothing"
+    );
+    std::mem::swap(&mut impostor.ns, &mut b.ns);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_quota_is_respected() {
+    let mut a = Device::new("Alpha", "");
+    std::fs::create_dir_all(a.files_dir()).unwrap();
+    // Two packs' worth: about 20 MiB of incompressible data.
+    for i in 0..4 {
+        std::fs::write(
+            a.files_dir().join(format!("f{i}")),
+            random_bytes(5 << 20, 10 + i),
+        )
+        .unwrap();
+    }
+    init_backups(&a);
+    let mut b = Device::new("Beta", "");
+    let link = Link::new(&a.ns, &b.ns);
+    a.start(&link.a_ip);
+    b.start(&link.b_ip);
+    let (mut ca, mut cb) = (a.client(), b.client());
+    ca.claim("alpha admin password").await;
+    cb.claim("beta admin password").await;
+    pair(&mut ca, &mut cb, &a.peer_addr, false).await;
+    let (ida, idb) = (device_id(&a), device_id(&b));
+    confirm(&mut ca, idb, "1", None).await;
+    // B keeps at most 18 MB for A: the first pack fits, the rest does not.
+    confirm(&mut cb, ida, "0.018", None).await;
+    mirror_now(&mut ca, idb).await;
+    let start = Instant::now();
+    loop {
+        let page = ca.get("/admin/peers").await.body;
+        if page.contains("quota full") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{page}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let held: u64 = held_packs(&b, ida).values().map(|p| p.len() as u64).sum();
+    assert!(held <= 18_000_000, "{held} bytes held");
+    assert!(own_packs(&a).len() > held_packs(&b, ida).len());
+    let page = cb.get("/admin/peers").await.body;
+    assert!(
+        page.contains("of 18.0 MB") || page.contains("of 17.2 MiB"),
+        "{page}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mirroring_converges_after_twenty_kills_and_a_cut_link() {
+    // 1 MiB/s, so every transfer is long enough to be interrupted.
+    let mut a = Device::new("Alpha", "mirror_bandwidth_kib = 1024\n");
+    std::fs::create_dir_all(a.files_dir()).unwrap();
+    for i in 0..3 {
+        std::fs::write(
+            a.files_dir().join(format!("f{i}")),
+            random_bytes(7 << 20, 20 + i),
+        )
+        .unwrap();
+    }
+    init_backups(&a);
+    let mut b = Device::new("Beta", "");
+    let link = Link::new(&a.ns, &b.ns);
+    a.start(&link.a_ip);
+    b.start(&link.b_ip);
+    let (mut ca, mut cb) = (a.client(), b.client());
+    ca.claim("alpha admin password").await;
+    cb.claim("beta admin password").await;
+    pair(&mut ca, &mut cb, &a.peer_addr, false).await;
+    let (ida, idb) = (device_id(&a), device_id(&b));
+    confirm(&mut ca, idb, "1", None).await;
+    confirm(&mut cb, ida, "1", None).await;
+
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut interrupted = 0;
+    for _ in 0..20 {
+        mirror_now(&mut ca, idb).await;
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        tokio::time::sleep(Duration::from_millis(200 + (seed >> 33) % 900)).await;
+        if own_packs(&a) != held_packs(&b, ida) {
+            interrupted += 1;
+        }
+        b.kill();
+        b.start(&link.b_ip);
+    }
+    assert!(interrupted >= 10, "only {interrupted} kills hit a transfer");
+    mirror_now(&mut ca, idb).await;
+    wait_mirrored(&a, &b, ida, Duration::from_secs(90)).await;
+    // Every held pack hashes to its name.
+    for (name, data) in held_packs(&b, ida) {
+        assert_eq!(blake3::hash(&data).to_hex().as_str(), name);
+    }
+
+    // New data, and the link goes down in the middle of sending it.
+    std::fs::write(a.files_dir().join("new"), random_bytes(6 << 20, 99)).unwrap();
+    backup(&a, &["run"]);
+    mirror_now(&mut ca, idb).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    link.set_up(&a.ns, false);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_ne!(own_packs(&a), held_packs(&b, ida), "cut before the end");
+    link.set_up(&a.ns, true);
+    mirror_now(&mut ca, idb).await;
+    wait_mirrored(&a, &b, ida, Duration::from_secs(120)).await;
+}
