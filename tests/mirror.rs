@@ -273,6 +273,11 @@ async fn paired_devices_mirror_prove_storage_and_recover_a_lost_device() {
     assert!(notice.contains("missing%20or%20damaged"), "{notice}");
     let page = ca.get("/admin/peers").await.body;
     assert!(page.contains("1 failed"), "shown on the page: {page}");
+    let dash = ca.get("/admin").await.body;
+    assert!(
+        dash.contains("missing or damaged copies at Beta"),
+        "and the dashboard: {dash}"
+    );
     wait_mirrored(&a, &b, ida, Duration::from_secs(60)).await;
 
     // Disaster: A's card is gone. A fresh A' pairs with B as A's

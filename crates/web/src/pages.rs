@@ -62,6 +62,9 @@ pub(crate) struct DashboardPage {
     /// The backups card: a headline and a detail line.
     pub backup_state: String,
     pub backup_detail: String,
+    /// The peers card: a headline and a detail line.
+    pub mirror_state: String,
+    pub mirror_detail: String,
 }
 
 /// One row of the snapshot list.

@@ -60,6 +60,7 @@ pub(crate) async fn dashboard(
             )
         }
     };
+    let (mirror_state, mirror_detail) = mirror_card(&state).await;
     let (jar, csrf) = issue(&state, jar)?;
     let unknown = || "unknown".to_string();
     let page = DashboardPage {
@@ -93,6 +94,8 @@ pub(crate) async fn dashboard(
         now_ms: state.clock.now_ms(),
         backup_state,
         backup_detail,
+        mirror_state,
+        mirror_detail,
         notice: match notice.clock.as_deref() {
             Some("set") => Some("The clock was set from your browser.".into()),
             Some("ok") => Some("The clock was already right; nothing changed.".into()),
@@ -100,6 +103,63 @@ pub(crate) async fn dashboard(
         },
     };
     Ok((jar, render(&page)?).into_response())
+}
+
+/// Peers at a glance: how many, and whether the last proofs of storage
+/// found every copy intact.
+async fn mirror_card(state: &AppState) -> (String, String) {
+    let peers = match state.mirror.peers().await {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!("reading peers: {e}");
+            return (
+                "Unknown".into(),
+                "The peer list could not be read; see the log.".into(),
+            );
+        }
+    };
+    let confirmed: Vec<_> = peers
+        .iter()
+        .filter(|p| p.state == hearth_mirror::PeerState::Confirmed)
+        .collect();
+    if confirmed.is_empty() {
+        return (
+            "No peer".into(),
+            "Pair a second Hearth to keep a copy of your backups elsewhere.".into(),
+        );
+    }
+    let damaged: Vec<String> = confirmed
+        .iter()
+        .filter(|p| {
+            p.last_proof
+                .as_ref()
+                .is_some_and(|(_, _, failed, _)| *failed > 0)
+        })
+        .map(|p| p.name.clone())
+        .collect();
+    let headline = format!(
+        "{} peer{}",
+        confirmed.len(),
+        if confirmed.len() == 1 { "" } else { "s" }
+    );
+    if damaged.is_empty() {
+        let sent: u64 = confirmed.iter().map(|p| p.sent_bytes).sum();
+        (
+            headline,
+            format!(
+                "{} of our backups kept there; last checks found every copy intact.",
+                bytes(sent)
+            ),
+        )
+    } else {
+        (
+            headline,
+            format!(
+                "The last check found missing or damaged copies at {}; they are being sent again.",
+                damaged.join(", ")
+            ),
+        )
+    }
 }
 
 #[derive(Deserialize)]
