@@ -52,18 +52,13 @@ impl Fake {
             .collect()
     }
 
-    /// Records the request; `Err` is the 401 the real service sends for a
-    /// missing or wrong token.
-    fn check(&self, method: Method, path: &str, headers: &HeaderMap) -> Result<(), Response> {
+    /// Records the request and says whether it carries the right token.
+    fn check(&self, method: Method, path: &str, headers: &HeaderMap) -> bool {
         self.requests
             .lock()
             .unwrap()
             .push(format!("{method} {path}"));
-        if headers.get("x-zt1-auth").and_then(|v| v.to_str().ok()) == Some(TOKEN) {
-            Ok(())
-        } else {
-            Err((StatusCode::UNAUTHORIZED, Json(json!({}))).into_response())
-        }
+        headers.get("x-zt1-auth").and_then(|v| v.to_str().ok()) == Some(TOKEN)
     }
 
     fn network(&self, id: &str, joined: Instant) -> Value {
@@ -98,9 +93,14 @@ impl Fake {
     }
 }
 
+/// What the real service answers a missing or wrong token.
+fn unauthorized() -> Response {
+    (StatusCode::UNAUTHORIZED, Json(json!({}))).into_response()
+}
+
 async fn status(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Response {
-    if let Err(r) = fake.check(Method::GET, "/status", &headers) {
-        return r;
+    if !fake.check(Method::GET, "/status", &headers) {
+        return unauthorized();
     }
     Json(json!({
         "address": NODE,
@@ -116,8 +116,8 @@ async fn status(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Response {
 }
 
 async fn list(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Response {
-    if let Err(r) = fake.check(Method::GET, "/network", &headers) {
-        return r;
+    if !fake.check(Method::GET, "/network", &headers) {
+        return unauthorized();
     }
     let joined = fake.joined.lock().unwrap().clone();
     let all: Vec<Value> = joined.iter().map(|(id, t)| fake.network(id, *t)).collect();
@@ -131,8 +131,8 @@ async fn one(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    if let Err(r) = fake.check(method.clone(), &format!("/network/{id}"), &headers) {
-        return r;
+    if !fake.check(method.clone(), &format!("/network/{id}"), &headers) {
+        return unauthorized();
     }
     let not_found = || (StatusCode::NOT_FOUND, Json(json!({}))).into_response();
     let mut joined = fake.joined.lock().unwrap();

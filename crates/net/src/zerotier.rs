@@ -117,14 +117,6 @@ impl std::fmt::Display for NetworkId {
     }
 }
 
-impl std::str::FromStr for NetworkId {
-    type Err = ZeroTierError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        NetworkId::parse(s)
-    }
-}
-
 /// This device's node, from `GET /status`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -180,26 +172,17 @@ impl From<String> for NetworkStatus {
 impl NetworkStatus {
     /// The status in words, for the admin page.
     pub fn describe(&self) -> String {
-        match self {
-            NetworkStatus::RequestingConfiguration => {
-                "Waiting for the network's controller to answer…".into()
-            }
-            NetworkStatus::Ok => "Connected".into(),
-            NetworkStatus::AccessDenied => {
-                "Not authorised yet: the network's admin must authorise this device's node ID."
-                    .into()
-            }
-            NetworkStatus::NotFound => {
-                "No such network: check the network ID, then leave this one.".into()
-            }
-            NetworkStatus::PortError => {
-                "ZeroTier could not create the network interface on this device.".into()
-            }
-            NetworkStatus::ClientTooOld => {
-                "This network needs a newer zerotier-one than the one installed.".into()
-            }
-            NetworkStatus::Other(s) => format!("Status {s}"),
-        }
+        use NetworkStatus::*;
+        let words = match self {
+            RequestingConfiguration => "Waiting for the network's controller to answer…",
+            Ok => "Connected",
+            AccessDenied => "Not authorised yet: the network's admin must authorise this node ID.",
+            NotFound => "No such network: check the network ID, then leave this one.",
+            PortError => "ZeroTier could not create the network interface on this device.",
+            ClientTooOld => "This network needs a newer zerotier-one than the one installed.",
+            Other(s) => return format!("Status {s}"),
+        };
+        words.to_string()
     }
 
     /// Whether the network is usable.
@@ -394,7 +377,7 @@ impl ZeroTier {
             Err(e) => {
                 return Err(ZeroTierError::TokenUnreadable {
                     path: shown,
-                    reason: io_reason(&e),
+                    reason: e.to_string(),
                 });
             }
         };
@@ -467,13 +450,6 @@ fn parse<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, String> {
             format!("not the JSON expected: {e}")
         }
     })
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
-    }
 }
 
 #[cfg(test)]
