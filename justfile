@@ -55,6 +55,10 @@ bench-backup:
 bench-board:
     cargo bench -p hearth --bench board
 
+# Mirror benchmark: two paired Hearths vs a plain rustls copy of the same packs.
+bench-mirror:
+    cargo bench -p hearth --bench mirror
+
 # Show that the aarch64 build uses chacha20's NEON backend (unstripped build, symbol check).
 check-neon:
     scripts/check-neon

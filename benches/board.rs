@@ -13,24 +13,21 @@
 //!
 //! Environment: `CLIENTS`, `RATE`, `SECONDS`, `LOAD_SECONDS`, `CONCURRENCY`.
 
+#[path = "common.rs"]
+mod common;
+
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+
+use common::{claim, env_num, rss_kib, spawn_ready};
 
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Raises this process's open-file limit: a thousand sockets need it.
 fn raise_nofile() {
@@ -38,35 +35,6 @@ fn raise_nofile() {
     let mut l = getrlimit(Resource::Nofile);
     l.current = l.maximum;
     let _ = setrlimit(Resource::Nofile, l);
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// Starts a child and reads the "ready at http://ADDR/" line it prints.
-fn spawn_ready(mut cmd: Command) -> (Child, String) {
-    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start server");
-    let out = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(out)
-        .read_line(&mut line)
-        .expect("ready line");
-    let url = line
-        .split("http://")
-        .nth(1)
-        .expect("an address")
-        .trim()
-        .trim_end_matches('/')
-        .to_string();
-    (child, url)
 }
 
 /// The hello-world server, run as a child process so it, like hearth, is a
@@ -214,7 +182,7 @@ fn main() {
         .arg(dir.path().join("hearth.toml"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(dir.path().join("data"));
-    let (mut hearth, addr) = spawn_ready(cmd);
+    let (mut hearth, addr, _) = spawn_ready(cmd);
     let pid = hearth.id();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -228,27 +196,8 @@ fn main() {
             .expect("client");
         let base_url = format!("http://{addr}");
         // Claim, so the admin can post without the guests' flood limits.
-        let setup = http.get(format!("{base_url}/setup")).send().await.expect("setup page");
-        let csrf_cookie = setup.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_string();
-        let page = setup.text().await.expect("page");
-        let token = page.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("token").to_string();
-        let claimed = http
-            .post(format!("{base_url}/setup"))
-            .header("cookie", &csrf_cookie)
-            .form(&[("csrf", token.as_str()), ("password", "benchmark password"), ("confirm", "benchmark password")])
-            .send()
-            .await
-            .expect("claim");
-        let session = claimed
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("hearth_session="))
-            .and_then(|v| v.split(';').next())
-            .expect("session")
-            .to_string();
-        let admin_cookie = format!("{csrf_cookie}; {session}");
+        let (admin_cookie, token) = claim(&http, &base_url).await;
+        let csrf_cookie = admin_cookie.split("; ").next().expect("csrf cookie").to_string();
 
         let rss_before = rss_kib(pid);
         let base = Instant::now();
@@ -321,7 +270,8 @@ fn main() {
         let (mut hello, hello_addr) = {
             let mut cmd = Command::new(std::env::current_exe().expect("exe"));
             cmd.arg("--hello-server");
-            spawn_ready(cmd)
+            let (child, addr, _) = spawn_ready(cmd);
+            (child, addr)
         };
         let hello_rps = load(&hello_addr, "/", "", load_secs, concurrency).await;
         let _ = hello.kill();

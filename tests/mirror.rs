@@ -182,27 +182,6 @@ fn all_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-async fn two_paired(a_config: &str, b_config: &str) -> (Device, Device, Link, Client, Client) {
-    let mut a = Device::new("Alpha", a_config);
-    let mut b = Device::new("Beta", b_config);
-    let link = Link::new(&a.ns, &b.ns);
-    a.start(&link.a_ip);
-    b.start(&link.b_ip);
-    let (mut ca, mut cb) = (a.client(), b.client());
-    assert_eq!(ca.claim("alpha admin password").await.status, 303);
-    assert_eq!(cb.claim("beta admin password").await.status, 303);
-    pair(&mut ca, &mut cb, &a.peer_addr, false).await;
-    let (ida, idb) = (device_id(&a), device_id(&b));
-    // Each admin sees the other's name and fingerprint, and confirms.
-    let pa = ca.get("/admin/peers").await.body;
-    assert!(pa.contains("Beta") && pa.contains(&idb.short()), "{pa}");
-    let pb = cb.get("/admin/peers").await.body;
-    assert!(pb.contains("Alpha") && pb.contains(&ida.short()), "{pb}");
-    confirm(&mut ca, idb, "1", None).await;
-    confirm(&mut cb, ida, "1", None).await;
-    (a, b, link, ca, cb)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn paired_devices_mirror_prove_storage_and_recover_a_lost_device() {
     // A's files: a diary with a known string, and incompressible data.

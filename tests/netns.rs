@@ -266,16 +266,6 @@ impl Device {
         }
     }
 
-    /// SIGTERM and wait.
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let _ = c.wait();
-        }
-    }
-
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("hearth.log")).unwrap_or_default()
     }

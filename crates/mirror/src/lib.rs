@@ -124,6 +124,8 @@ pub(crate) struct Inner {
     pub progress: Mutex<HashMap<DeviceId, Progress>>,
     pub wake: tokio::sync::Notify,
     pub bandwidth: AtomicU64,
+    /// Holder side: bytes of uploads in progress, per owner.
+    pub in_flight: Mutex<HashMap<DeviceId, u64>>,
 }
 
 impl std::fmt::Debug for Mirror {
@@ -151,6 +153,7 @@ impl Mirror {
             progress: Mutex::default(),
             wake: tokio::sync::Notify::new(),
             bandwidth,
+            in_flight: Mutex::default(),
         }))
     }
 

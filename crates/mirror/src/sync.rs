@@ -4,8 +4,9 @@
 //! everything back after a disaster.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     path::{Path, PathBuf},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -13,7 +14,6 @@ use bytes::Bytes;
 use hearth_store::rusqlite::params;
 use http_body_util::BodyExt;
 use hyper::Method;
-use tokio::io::AsyncReadExt;
 
 use crate::{
     DeviceId, META_FILES, Mirror, MirrorError, Peer, PeerState,
@@ -26,6 +26,8 @@ use crate::{
 
 /// Packs checked per proof-of-storage round.
 const PROOF_SAMPLE: usize = 4;
+/// Connections that upload at once.
+const PARALLEL: usize = 4;
 
 /// The loop: shortly after start, then after each wake-up or period.
 pub(crate) async fn run(m: Mirror) {
@@ -225,11 +227,27 @@ impl Mirror {
         todo.sort();
         let pending: u64 = todo.iter().map(|(_, s)| s).sum();
         self.update_progress(p.device, |pr| pr.pending_bytes = pending);
-        for (name, size) in todo {
-            self.upload(&mut conn, p.device, &name, size).await?;
-            self.update_progress(p.device, |pr| {
-                pr.pending_bytes = pr.pending_bytes.saturating_sub(size)
-            });
+        // Send what fits in the space the peer offers (it checks too, but
+        // a refusal in the middle of a body reads as a broken connection).
+        let mut room = hello.quota.saturating_sub(hello.used);
+        let fits = todo
+            .iter()
+            .take_while(|(_, size)| match room.checked_sub(*size) {
+                Some(left) => {
+                    room = left;
+                    true
+                }
+                None => false,
+            })
+            .count();
+        let refused = todo.len() - fits;
+        todo.truncate(fits);
+        self.upload_all(p, todo).await?;
+        if refused > 0 {
+            return Err(MirrorError::Refused(format!(
+                "quota full: {} offers {} bytes and holds {}; {refused} packs wait",
+                hello.name, hello.quota, hello.used
+            )));
         }
         let due = p
             .last_proof
@@ -239,6 +257,50 @@ impl Mirror {
             self.prove_with(&mut conn, p.device).await?;
         }
         Ok(())
+    }
+
+    /// Sends packs over a few connections at once, so one pack's fsync and
+    /// check at the holder overlap the next one's transfer. With a rate
+    /// limit, one connection carries everything (the limit is per stream).
+    async fn upload_all(&self, p: &Peer, todo: Vec<(String, u64)>) -> Result<(), MirrorError> {
+        let streams = if self.bandwidth() > 0 { 1 } else { PARALLEL };
+        let queue = Arc::new(Mutex::new(VecDeque::from(todo)));
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..streams {
+            let (m, queue, peer) = (self.clone(), queue.clone(), p.clone());
+            workers.spawn(async move {
+                let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                let Some(mut job) = next() else {
+                    return Ok(());
+                };
+                let mut conn = client::connect(&m.0.id, &peer.address, Some(peer.device)).await?;
+                loop {
+                    let (name, size) = job;
+                    if let Err(e) = m.upload(&mut conn, peer.device, &name, size).await {
+                        // The others stop after their current pack.
+                        queue.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                        return Err(e);
+                    }
+                    m.update_progress(peer.device, |pr| {
+                        pr.pending_bytes = pr.pending_bytes.saturating_sub(size)
+                    });
+                    match next() {
+                        Some(j) => job = j,
+                        None => return Ok(()),
+                    }
+                }
+            });
+        }
+        let mut first = None;
+        while let Some(r) = workers.join_next().await {
+            let r = r
+                .map_err(|e| MirrorError::Internal(e.to_string()))
+                .and_then(|r| r);
+            if let (Err(e), None) = (r, &first) {
+                first = Some(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 
     /// Sends one pack, from wherever an earlier attempt stopped.
@@ -257,10 +319,10 @@ impl Mirror {
         } else {
             0
         };
-        let mut file = tokio::fs::File::open(pack_path(self.repo(), name)).await?;
+        let mut file = std::fs::File::open(pack_path(self.repo(), name))?;
         {
-            use tokio::io::AsyncSeekExt;
-            file.seek(std::io::SeekFrom::Start(offset)).await?;
+            use std::io::Seek;
+            file.seek(std::io::SeekFrom::Start(offset))?;
         }
         let body = throttled(self.clone(), peer, file, size - offset);
         let resp = conn
@@ -558,37 +620,38 @@ impl Mirror {
     }
 }
 
-/// The file as a request body, at most `bandwidth` bytes per second, with
-/// live progress.
-fn throttled(m: Mirror, peer: DeviceId, mut file: tokio::fs::File, len: u64) -> client::Body {
+/// The file (from where the reader is) as a request body, at most
+/// `bandwidth` bytes per second, with live progress. Read on a blocking
+/// thread in 1 MiB pieces.
+fn throttled(m: Mirror, peer: DeviceId, mut file: std::fs::File, len: u64) -> client::Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    tokio::spawn(async move {
-        let start = tokio::time::Instant::now();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let start = std::time::Instant::now();
         let mut sent = 0u64;
-        let mut buf = vec![0u8; 128 * 1024];
         while sent < len {
-            let want = buf.len().min((len - sent) as usize);
-            let n = match file.read(&mut buf[..want]).await {
+            let want = (1usize << 20).min((len - sent) as usize);
+            let mut buf = vec![0u8; want];
+            let n = match file.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) => {
-                    let _ = tx.send(Err(e)).await;
+                    let _ = tx.blocking_send(Err(e));
                     return;
                 }
             };
-            if tx
-                .send(Ok(Bytes::copy_from_slice(&buf[..n])))
-                .await
-                .is_err()
-            {
+            buf.truncate(n);
+            if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
                 return;
             }
             sent += n as u64;
             m.update_progress(peer, |pr| pr.sent_bytes += n as u64);
             let limit = m.bandwidth();
             if limit > 0 {
-                let due = start + Duration::from_secs_f64(sent as f64 / limit as f64);
-                tokio::time::sleep_until(due).await;
+                let due = Duration::from_secs_f64(sent as f64 / limit as f64);
+                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                    std::thread::sleep(wait);
+                }
             }
         }
     });

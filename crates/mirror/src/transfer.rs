@@ -17,7 +17,6 @@ use axum::{
 use hearth_store::rusqlite::params;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 
 use crate::{
     DeviceId, META_FILES, Mirror, MirrorError, is_pack_name, now,
@@ -27,6 +26,8 @@ use crate::{
 use super::server::MAX_PACK;
 
 const MAX_META: usize = 64 * 1024;
+/// Bytes handed to the writing thread at a time.
+const BATCH: usize = 1 << 20;
 
 impl Mirror {
     fn pack_file(&self, owner: DeviceId, name: &str) -> PathBuf {
@@ -88,6 +89,44 @@ impl Mirror {
     }
 }
 
+/// Bytes of uploads in flight per owner, so parallel uploads cannot
+/// together pass the quota.
+struct Reservation {
+    m: Mirror,
+    owner: DeviceId,
+    size: u64,
+}
+
+impl Reservation {
+    fn take(
+        m: &Mirror,
+        owner: DeviceId,
+        size: u64,
+        fits: impl FnOnce(u64) -> bool,
+    ) -> Option<Reservation> {
+        let mut map = m.0.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let now = map.get(&owner).copied().unwrap_or(0);
+        if !fits(now) {
+            return None;
+        }
+        map.insert(owner, now + size);
+        Some(Reservation {
+            m: m.clone(),
+            owner,
+            size,
+        })
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut map = self.m.0.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = map.get_mut(&self.owner) {
+            *v = v.saturating_sub(self.size);
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Received {
     pub received: u64,
@@ -140,18 +179,21 @@ pub(crate) async fn upload(
     if q.size == 0 || q.size > MAX_PACK {
         return Err(bad("pack size out of range"));
     }
-    // The quota counts what we hold plus this pack (a replacement of a
-    // damaged copy counts once).
+    // The quota counts what we hold, uploads in flight, and this pack (a
+    // replacement of a damaged copy counts once).
     let already = held_size(&m, peer.id, &name).await?;
-    if p.held_bytes - already + q.size > p.quota {
-        return Err(ApiError(
+    let _reservation = Reservation::take(&m, peer.id, q.size, |in_flight| {
+        p.held_bytes - already + in_flight + q.size <= p.quota
+    })
+    .ok_or_else(|| {
+        ApiError(
             StatusCode::INSUFFICIENT_STORAGE,
             format!(
                 "this Hearth keeps at most {} bytes for you and {} are in use",
                 p.quota, p.held_bytes
             ),
-        ));
-    }
+        )
+    })?;
     let part = m.part_file(peer.id, &name);
     if let Some(dir) = part.parent() {
         tokio::fs::create_dir_all(dir).await?;
@@ -166,21 +208,36 @@ pub(crate) async fn upload(
             format!("resume from {have}, not {}", q.offset),
         ));
     }
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .open(&part)
-        .await?;
-    file.set_len(q.offset).await?;
-    let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, {
-        use tokio::io::AsyncSeekExt;
-        file.seek(std::io::SeekFrom::Start(q.offset)).await?;
-        file
+    // Writing and hashing happen on a blocking thread, fed in 1 MiB
+    // batches, so the async threads only move bytes off the socket.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+    let (path, offset) = (part.clone(), q.offset);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<Option<String>> {
+        use std::io::{Seek, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)?;
+        f.set_len(offset)?;
+        f.seek(std::io::SeekFrom::Start(offset))?;
+        // A whole upload is hashed as it arrives; a resumed one is hashed
+        // from the file once complete.
+        let mut hasher = (offset == 0).then(blake3::Hasher::new);
+        while let Some(chunk) = rx.blocking_recv() {
+            if let Some(h) = hasher.as_mut() {
+                h.update(&chunk);
+            }
+            f.write_all(&chunk)?;
+        }
+        f.sync_all()?;
+        Ok(hasher.map(|h| h.finalize().to_hex().to_string()))
     });
     let mut received = q.offset;
     let mut body = body;
     let mut broken = false;
+    let mut batch = bytes::BytesMut::with_capacity(BATCH);
+    let mut too_long = false;
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
             // The link dropped: keep what arrived for the resume.
@@ -190,25 +247,34 @@ pub(crate) async fn upload(
         if let Ok(data) = frame.into_data() {
             received += data.len() as u64;
             if received > q.size {
-                drop(file);
-                let _ = tokio::fs::remove_file(&part).await;
-                return Err(bad("more bytes than the declared size"));
+                too_long = true;
+                break;
             }
-            file.write_all(&data).await?;
+            batch.extend_from_slice(&data);
+            if batch.len() >= BATCH && tx.send(batch.split().freeze()).await.is_err() {
+                break;
+            }
         }
     }
-    file.flush().await?;
-    let file = file.into_inner();
+    if !batch.is_empty() {
+        let _ = tx.send(batch.freeze()).await;
+    }
+    drop(tx);
+    let streamed = writer
+        .await
+        .map_err(|e| MirrorError::Internal(e.to_string()))??;
+    if too_long {
+        let _ = tokio::fs::remove_file(&part).await;
+        return Err(bad("more bytes than the declared size"));
+    }
     if broken || received < q.size {
         return Ok(Json(Received {
             received,
             stored: false,
         }));
     }
-    file.sync_all().await?;
-    drop(file);
     let (mm, owner, n) = (m.clone(), peer.id, name.clone());
-    let stored = tokio::task::spawn_blocking(move || mm.store_part(owner, &n, q.size))
+    let stored = tokio::task::spawn_blocking(move || mm.store_part(owner, &n, q.size, streamed))
         .await
         .map_err(|e| MirrorError::Internal(e.to_string()))??;
     if !stored {
@@ -239,9 +305,19 @@ async fn held_size(m: &Mirror, owner: DeviceId, name: &str) -> Result<u64, Mirro
 impl Mirror {
     /// Checks a complete upload against its name and moves it into place;
     /// only then is it recorded. Blocking.
-    fn store_part(&self, owner: DeviceId, name: &str, size: u64) -> Result<bool, MirrorError> {
+    fn store_part(
+        &self,
+        owner: DeviceId,
+        name: &str,
+        size: u64,
+        streamed: Option<String>,
+    ) -> Result<bool, MirrorError> {
         let part = self.part_file(owner, name);
-        if hash_file(&part, &[])? != name {
+        let hash = match streamed {
+            Some(h) => h,
+            None => hash_file(&part, &[])?,
+        };
+        if hash != name {
             std::fs::remove_file(&part)?;
             log::warn!(
                 "mirror: a pack from {} did not match its name; dropped",

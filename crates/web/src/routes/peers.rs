@@ -76,11 +76,9 @@ fn row(state: &AppState, p: &Peer) -> PeerRow {
         } else {
             "up to date".into()
         },
-        percent: if total == 0 {
-            100
-        } else {
-            progress.sent_bytes * 100 / total
-        },
+        percent: (progress.sent_bytes * 100)
+            .checked_div(total)
+            .unwrap_or(100),
         proof: match &p.last_proof {
             None => "Not checked yet".into(),
             Some((at, checked, failed, detail)) => format!(

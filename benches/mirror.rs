@@ -1,0 +1,361 @@
+//! Mirror benchmark: two real Hearths, and a plain TLS copy of the same
+//! bytes in the same run.
+//!
+//! `just bench-mirror` (or `cargo bench -p hearth --bench mirror`):
+//!
+//! 1. makes a backup repository of `MB` MiB (default 256) of incompressible
+//!    data with the real `hearth backup`;
+//! 2. starts two release `hearth` processes on 127.0.0.1, pairs them
+//!    through their admin pages, and times "Mirror now" until the holder has
+//!    every pack (verified against its name and fsynced, as always);
+//! 3. copies the same pack files over a plain rustls (TLS 1.3, same
+//!    certificates and cipher suites) connection between two tasks of this
+//!    process, writing them to files (no fsync, no hashing);
+//! 4. prints MB/s of both, their ratio, and the CPU time and peak RSS of
+//!    each Hearth.
+
+#[path = "common.rs"]
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command},
+    time::{Duration, Instant},
+};
+
+use common::{claim, cpu_secs, env_num, spawn_ready, status_kib};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Node {
+    child: Child,
+    url: String,
+    peer: String,
+    data: PathBuf,
+}
+
+fn hearth(dir: &Path, name: &str) -> Command {
+    let cfg = dir.join("hearth.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "log_level = \"warn\"\ndevice_name = \"{name}\"\nmirror_listen = \"127.0.0.1:0\"\n"
+        ),
+    )
+    .expect("config");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    cmd.arg("--config").arg(cfg);
+    cmd
+}
+
+fn start(dir: &Path, name: &str) -> Node {
+    let mut cmd = hearth(dir, name);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.join("data"));
+    let (child, url, lines) = spawn_ready(cmd);
+    let peer = lines
+        .recv_timeout(Duration::from_secs(10))
+        .expect("peer port line")
+        .strip_prefix("Peer port at ")
+        .expect("peer port")
+        .to_string();
+    Node {
+        child,
+        url: format!("http://{url}"),
+        peer,
+        data: dir.join("data"),
+    }
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("run hearth");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn packs(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for d in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+            out.push(f.path());
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn form(
+    http: &reqwest::Client,
+    node: &Node,
+    cookie: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> String {
+    let page = http
+        .get(format!("{}/admin/peers", node.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("peers page")
+        .text()
+        .await
+        .expect("text");
+    let token = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("token")
+        .to_string();
+    let mut all = vec![("csrf", token.as_str())];
+    all.extend_from_slice(fields);
+    let r = http
+        .post(format!("{}{path}", node.url))
+        .header("cookie", cookie)
+        .form(&all)
+        .send()
+        .await
+        .expect("post");
+    assert!(r.status().is_redirection(), "{path}: {}", r.status());
+    http.get(format!("{}/admin/peers", node.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("peers page")
+        .text()
+        .await
+        .expect("text")
+}
+
+fn between<'a>(body: &'a str, start: &str, end: &str) -> &'a str {
+    let from = body.find(start).expect(start) + start.len();
+    let len = body[from..].find(end).expect(end);
+    &body[from..from + len]
+}
+
+/// The hex device ID in a page's confirm form.
+fn peer_id(page: &str) -> String {
+    let end = page.find("/confirm\"").expect("a peer to confirm");
+    page[end - 64..end].to_string()
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Copies `files` over one TLS 1.3 connection between two tasks, writing
+/// them under `into`. Returns the seconds taken.
+async fn plain_tls_copy(files: &[PathBuf], into: &Path) -> f64 {
+    let (a, b) = (
+        hearth_mirror::Identity::generate().expect("identity"),
+        hearth_mirror::Identity::generate().expect("identity"),
+    );
+    let server = hearth_mirror::tls::server_config(&a).expect("server config");
+    let client = hearth_mirror::tls::client_config(&b, Some(a.id)).expect("client config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let sizes: Vec<u64> = files
+        .iter()
+        .map(|f| std::fs::metadata(f).expect("size").len())
+        .collect();
+    let into = into.to_path_buf();
+    let receiver = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let mut tls = tokio_rustls::TlsAcceptor::from(server)
+            .accept(tcp)
+            .await
+            .expect("tls accept");
+        let mut buf = vec![0u8; 256 * 1024];
+        for (i, size) in sizes.iter().enumerate() {
+            let mut out = tokio::fs::File::create(into.join(i.to_string()))
+                .await
+                .expect("create");
+            let mut left = *size;
+            while left > 0 {
+                let want = (left as usize).min(buf.len());
+                let n = tls.read(&mut buf[..want]).await.expect("read");
+                assert!(n > 0, "early end");
+                out.write_all(&buf[..n]).await.expect("write");
+                left -= n as u64;
+            }
+        }
+    });
+    let start = Instant::now();
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.set_nodelay(true).expect("nodelay");
+    let name = rustls::pki_types::ServerName::try_from("hearth.local").expect("name");
+    let mut tls = tokio_rustls::TlsConnector::from(client)
+        .connect(name, tcp)
+        .await
+        .expect("tls connect");
+    let mut buf = vec![0u8; 128 * 1024];
+    for f in files {
+        let mut file = tokio::fs::File::open(f).await.expect("open");
+        loop {
+            let n = file.read(&mut buf).await.expect("read pack");
+            if n == 0 {
+                break;
+            }
+            tls.write_all(&buf[..n]).await.expect("send");
+        }
+    }
+    tls.flush().await.expect("flush");
+    receiver.await.expect("receiver");
+    start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let mb = env_num("MB", 256);
+    let work = tempfile::tempdir().expect("tempdir");
+    let (da, db) = (work.path().join("a"), work.path().join("b"));
+    std::fs::create_dir_all(da.join("files")).expect("mkdir");
+    std::fs::create_dir_all(&db).expect("mkdir");
+    // The data: incompressible, 8 MiB files.
+    for i in 0..mb.div_ceil(8) {
+        let mut data = vec![0u8; 8 << 20];
+        blake3::Hasher::new()
+            .update(&i.to_le_bytes())
+            .finalize_xof()
+            .fill(&mut data);
+        std::fs::write(da.join("files").join(format!("f{i}")), data).expect("data");
+    }
+    std::fs::write(da.join("pp"), "benchmark recovery passphrase\n").expect("pp");
+    let backup = |args: &[&str]| {
+        let mut cmd = hearth(&da, "Alpha");
+        cmd.arg("backup")
+            .arg("--data")
+            .arg(da.join("data"))
+            .args(args);
+        run(&mut cmd);
+    };
+    let pp = da.join("pp");
+    backup(&["init", "--passphrase-file", pp.to_str().expect("utf8")]);
+    backup(&["run", da.join("files").to_str().expect("utf8")]);
+    let files = packs(&da.join("data/repo/packs"));
+    let bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).expect("size").len())
+        .sum();
+
+    let (a, b) = (start(&da, "Alpha"), start(&db, "Beta"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (secs, cpu_a, cpu_b) = rt.block_on(async {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let (ca, _) = claim(&http, &a.url).await;
+        let (cb, _) = claim(&http, &b.url).await;
+        let page = form(&http, &a, &ca, "/admin/peers/code", &[]).await;
+        let code = between(&page, "id=\"pairing-code\">", "<").to_string();
+        form(
+            &http,
+            &b,
+            &cb,
+            "/admin/peers/join",
+            &[("address", &a.peer), ("code", &code)],
+        )
+        .await;
+        let pa = http
+            .get(format!("{}/admin/peers", a.url))
+            .header("cookie", &ca)
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("text");
+        let pb = http
+            .get(format!("{}/admin/peers", b.url))
+            .header("cookie", &cb)
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("text");
+        let id_b = peer_id(&pa);
+        let id_a = peer_id(&pb);
+        form(
+            &http,
+            &b,
+            &cb,
+            &format!("/admin/peers/{id_a}/confirm"),
+            &[("quota_gb", "100"), ("replaces", "")],
+        )
+        .await;
+        // A's confirmation starts its first run: the timed one.
+        let held = b.data.join("mirror").join(&id_a).join("packs");
+        let (cpu_a0, cpu_b0) = (cpu_secs(a.child.id()), cpu_secs(b.child.id()));
+        let start = Instant::now();
+        form(
+            &http,
+            &a,
+            &ca,
+            &format!("/admin/peers/{id_b}/confirm"),
+            &[("quota_gb", "100"), ("replaces", "")],
+        )
+        .await;
+        loop {
+            if packs(&held).len() == files.len() {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(600),
+                "mirror did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        (
+            secs,
+            cpu_secs(a.child.id()) - cpu_a0,
+            cpu_secs(b.child.id()) - cpu_b0,
+        )
+    });
+    let hwm = (
+        status_kib(a.child.id(), "VmHWM"),
+        status_kib(b.child.id(), "VmHWM"),
+    );
+    drop((a, b));
+
+    let sink = work.path().join("plain");
+    std::fs::create_dir_all(&sink).expect("mkdir");
+    let plain = rt.block_on(plain_tls_copy(&files, &sink));
+
+    let mbps = |s: f64| bytes as f64 / 1e6 / s;
+    println!();
+    println!(
+        "Mirror benchmark: {} packs, {:.1} MB, one run, 127.0.0.1",
+        files.len(),
+        bytes as f64 / 1e6
+    );
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| hearth mirror A → B | {:.1} s, {:.0} MB/s |",
+        secs,
+        mbps(secs)
+    );
+    println!(
+        "| plain rustls copy of the same files | {:.1} s, {:.0} MB/s |",
+        plain,
+        mbps(plain)
+    );
+    println!("| mirror / plain | {:.2} |", plain / secs);
+    println!("| CPU during the run, sender A / holder B | {cpu_a:.1} s / {cpu_b:.1} s |");
+    println!(
+        "| peak RSS, A / B | {:.1} / {:.1} MiB |",
+        hwm.0 as f64 / 1024.0,
+        hwm.1 as f64 / 1024.0
+    );
+}
