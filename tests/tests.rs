@@ -60,3 +60,6 @@ mod browser_backup;
 
 /// The board in Chromium: live posts between two browsers.
 mod browser_board;
+
+/// Pairing two devices through their admin pages in Chromium.
+mod browser_peers;
