@@ -142,10 +142,16 @@ async fn run(
         let _ = stop_rx.await;
     }));
 
-    // Tests and scripts read these lines to learn the bound ports.
-    println!("Hearth is ready at http://{addr}/");
-    println!("Peer port at {peer_addr}");
-    let _ = std::io::stdout().flush();
+    // Tests and scripts read these lines to learn the bound ports. A
+    // reader that has gone away (it read the first line and closed the
+    // pipe) must not stop the server: write errors are ignored, where
+    // println! would panic.
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "Hearth is ready at http://{addr}/");
+        let _ = writeln!(out, "Peer port at {peer_addr}");
+        let _ = out.flush();
+    }
     log::info!(
         "listening on {addr}, ready {} ms after start",
         started.elapsed().as_millis()
