@@ -128,6 +128,19 @@ impl Conn {
             .await
     }
 
+    /// Sends `len` bytes of raw body with their length declared, so the
+    /// body goes out as it is rather than in chunked framing.
+    pub async fn send_sized(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Body,
+        len: u64,
+    ) -> Result<hyper::Response<Incoming>, MirrorError> {
+        self.send_req(method, path, body, "application/octet-stream", Some(len))
+            .await
+    }
+
     async fn send_as(
         &mut self,
         method: Method,
@@ -135,11 +148,26 @@ impl Conn {
         body: Body,
         content_type: &str,
     ) -> Result<hyper::Response<Incoming>, MirrorError> {
-        let req = Request::builder()
+        self.send_req(method, path, body, content_type, None).await
+    }
+
+    async fn send_req(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Body,
+        content_type: &str,
+        len: Option<u64>,
+    ) -> Result<hyper::Response<Incoming>, MirrorError> {
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, tls::SERVER_NAME)
-            .header(hyper::header::CONTENT_TYPE, content_type)
+            .header(hyper::header::CONTENT_TYPE, content_type);
+        if let Some(len) = len {
+            req = req.header(hyper::header::CONTENT_LENGTH, len);
+        }
+        let req = req
             .body(body)
             .map_err(|e| MirrorError::Internal(e.to_string()))?;
         self.sender.ready().await.map_err(|e| self.lost(e))?;

@@ -326,10 +326,11 @@ impl Mirror {
         }
         let body = throttled(self.clone(), peer, file, size - offset);
         let resp = conn
-            .send(
+            .send_sized(
                 Method::PUT,
                 &format!("/v1/packs/{name}?offset={offset}&size={size}"),
                 body,
+                size - offset,
             )
             .await?;
         let bytes = client::read_limited(resp.into_body(), 64 * 1024).await?;
