@@ -67,6 +67,15 @@ pub fn spawn_ready(mut cmd: Command) -> (Child, String, std::sync::mpsc::Receive
     (child, url, rx)
 }
 
+/// The CSRF token a page's first form carries.
+pub fn csrf_token(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a CSRF token")
+        .to_string()
+}
+
 /// Claims a fresh Hearth; returns (cookie header value, CSRF token).
 pub async fn claim(http: &reqwest::Client, base_url: &str) -> (String, String) {
     let setup = http
@@ -81,13 +90,7 @@ pub async fn claim(http: &reqwest::Client, base_url: &str) -> (String, String) {
         .next()
         .expect("pair")
         .to_string();
-    let page = setup.text().await.expect("page");
-    let token = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("token")
-        .to_string();
+    let token = csrf_token(&setup.text().await.expect("page"));
     let claimed = http
         .post(format!("{base_url}/setup"))
         .header("cookie", &csrf_cookie)

@@ -23,7 +23,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{claim, cpu_secs, env_num, spawn_ready, status_kib};
+use common::{claim, cpu_secs, csrf_token, env_num, spawn_ready, status_kib};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Node {
@@ -86,6 +86,18 @@ fn packs(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+async fn peers_page(http: &reqwest::Client, node: &Node, cookie: &str) -> String {
+    http.get(format!("{}/admin/peers", node.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("peers page")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// Posts a form of the Peers page; returns the page after it.
 async fn form(
     http: &reqwest::Client,
     node: &Node,
@@ -93,21 +105,7 @@ async fn form(
     path: &str,
     fields: &[(&str, &str)],
 ) -> String {
-    let page = http
-        .get(format!("{}/admin/peers", node.url))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("peers page")
-        .text()
-        .await
-        .expect("text");
-    let token = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("token")
-        .to_string();
+    let token = csrf_token(&peers_page(http, node, cookie).await);
     let mut all = vec![("csrf", token.as_str())];
     all.extend_from_slice(fields);
     let r = http
@@ -118,14 +116,7 @@ async fn form(
         .await
         .expect("post");
     assert!(r.status().is_redirection(), "{path}: {}", r.status());
-    http.get(format!("{}/admin/peers", node.url))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("peers page")
-        .text()
-        .await
-        .expect("text")
+    peers_page(http, node, cookie).await
 }
 
 fn between<'a>(body: &'a str, start: &str, end: &str) -> &'a str {
@@ -257,7 +248,7 @@ fn main() {
         let (cb, _) = claim(&http, &b.url).await;
         let page = form(&http, &a, &ca, "/admin/peers/code", &[]).await;
         let code = between(&page, "id=\"pairing-code\">", "<").to_string();
-        form(
+        let pb = form(
             &http,
             &b,
             &cb,
@@ -265,24 +256,7 @@ fn main() {
             &[("address", &a.peer), ("code", &code)],
         )
         .await;
-        let pa = http
-            .get(format!("{}/admin/peers", a.url))
-            .header("cookie", &ca)
-            .send()
-            .await
-            .expect("page")
-            .text()
-            .await
-            .expect("text");
-        let pb = http
-            .get(format!("{}/admin/peers", b.url))
-            .header("cookie", &cb)
-            .send()
-            .await
-            .expect("page")
-            .text()
-            .await
-            .expect("text");
+        let pa = peers_page(&http, &a, &ca).await;
         let id_b = peer_id(&pa);
         let id_a = peer_id(&pb);
         form(

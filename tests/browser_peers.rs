@@ -17,6 +17,16 @@ async fn claim(b: &Client, url: &str) {
     arrive(b, "/admin").await;
 }
 
+/// The text of the element `css`.
+async fn text_of(b: &Client, css: &str) -> String {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn confirm(b: &Client, url: &str, other: &str) {
     b.goto(&format!("{url}/admin/peers")).await.unwrap();
     let page = text(b).await;
@@ -47,26 +57,14 @@ async fn two_admins_pair_their_devices_with_a_code_and_its_qr_link() {
     ba.goto(&format!("{}/admin/peers", a.url)).await.unwrap();
     click(&ba, "#new-code").await;
     arrive(&ba, "/admin/peers").await;
-    let code = ba
-        .find(Locator::Css("#pairing-code"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let code = text_of(&ba, "#pairing-code").await;
     assert_eq!(code.len(), 8, "{code}");
     let qr = ba.find(Locator::Css("#pairing-qr svg")).await.unwrap();
     let (_, _, w, h) = qr.rectangle().await.unwrap();
     assert!(w >= 150.0 && h >= 150.0, "QR code drawn at {w}x{h}");
     assert_fits(&ba, "pairing code").await;
     shot(&ba, "phone-360-11-peers-code").await;
-    let own_a = ba
-        .find(Locator::Css("#own-fingerprint"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let own_a = text_of(&ba, "#own-fingerprint").await;
 
     // B: the QR's link, opened on B, fills in the join form.
     let qr_link = format!(
@@ -88,13 +86,7 @@ async fn two_admins_pair_their_devices_with_a_code_and_its_qr_link() {
     let page = text(&bb).await;
     assert!(page.contains("Paired with Kitchen"), "{page}");
     assert!(page.contains(&own_a), "A's fingerprint, to compare: {page}");
-    let own_b = bb
-        .find(Locator::Css("#own-fingerprint"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let own_b = text_of(&bb, "#own-fingerprint").await;
 
     // Both admins compare fingerprints and confirm.
     confirm(&ba, &a.url, &own_b).await;

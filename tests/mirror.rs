@@ -182,6 +182,57 @@ fn all_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Joins A and B with a veth pair, starts both, and claims their admin
+/// pages.
+async fn start_both(a: &mut Device, b: &mut Device) -> (Link, Client, Client) {
+    let link = Link::new(&a.ns, &b.ns);
+    a.start(&link.a_ip);
+    b.start(&link.b_ip);
+    let (mut ca, mut cb) = (a.client(), b.client());
+    ca.claim("alpha admin password").await;
+    cb.claim("beta admin password").await;
+    (link, ca, cb)
+}
+
+/// Pairs A (showing the code) with B, and each admin confirms with the
+/// space (GB) it keeps for the other. Returns (A's ID, B's ID).
+async fn pair_and_confirm(
+    (a, b): (&Device, &Device),
+    (ca, cb): (&mut Client, &mut Client),
+    (a_keeps, b_keeps): (&str, &str),
+) -> (DeviceId, DeviceId) {
+    pair(ca, cb, &a.peer_addr, false).await;
+    let (ida, idb) = (device_id(a), device_id(b));
+    confirm(ca, idb, a_keeps, None).await;
+    confirm(cb, ida, b_keeps, None).await;
+    (ida, idb)
+}
+
+/// Writes `count` incompressible files of `mib` MiB each into A's folder.
+fn fill_files(dev: &Device, count: u64, mib: usize, seed: u64) {
+    std::fs::create_dir_all(dev.files_dir()).unwrap();
+    for i in 0..count {
+        std::fs::write(
+            dev.files_dir().join(format!("f{i}")),
+            random_bytes(mib << 20, seed + i),
+        )
+        .unwrap();
+    }
+}
+
+/// Polls `path` until it shows `needle`.
+async fn wait_for_page(c: &mut Client, path: &str, needle: &str, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let page = c.get(path).await.body;
+        if page.contains(needle) {
+            return;
+        }
+        assert!(start.elapsed() < within, "no \"{needle}\": {page}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn paired_devices_mirror_prove_storage_and_recover_a_lost_device() {
     // A's files: a diary with a known string, and incompressible data.
@@ -199,16 +250,8 @@ async fn paired_devices_mirror_prove_storage_and_recover_a_lost_device() {
         .collect();
 
     let mut b = Device::new("Beta", "");
-    let link = Link::new(&a.ns, &b.ns);
-    a.start(&link.a_ip);
-    b.start(&link.b_ip);
-    let (mut ca, mut cb) = (a.client(), b.client());
-    ca.claim("alpha admin password").await;
-    cb.claim("beta admin password").await;
-    pair(&mut ca, &mut cb, &a.peer_addr, false).await;
-    let (ida, idb) = (device_id(&a), device_id(&b));
-    confirm(&mut ca, idb, "1", None).await;
-    confirm(&mut cb, ida, "1", None).await;
+    let (link, mut ca, mut cb) = start_both(&mut a, &mut b).await;
+    let (ida, idb) = pair_and_confirm((&a, &b), (&mut ca, &mut cb), ("1", "1")).await;
 
     // Mirror A to B.
     mirror_now(&mut ca, idb).await;
@@ -338,12 +381,7 @@ async fn paired_devices_mirror_prove_storage_and_recover_a_lost_device() {
 async fn wrong_codes_burn_the_code_and_an_impostor_cannot_pose_as_the_peer() {
     let mut a = Device::new("Alpha", "");
     let mut b = Device::new("Beta", "");
-    let link = Link::new(&a.ns, &b.ns);
-    a.start(&link.a_ip);
-    b.start(&link.b_ip);
-    let (mut ca, mut cb) = (a.client(), b.client());
-    ca.claim("alpha admin password").await;
-    cb.claim("beta admin password").await;
+    let (link, mut ca, mut cb) = start_both(&mut a, &mut b).await;
 
     // Five wrong codes: each refused, then the code is burned.
     ca.submit("/admin/peers", "/admin/peers/code", &[]).await;
@@ -388,12 +426,8 @@ async fn wrong_codes_burn_the_code_and_an_impostor_cannot_pose_as_the_peer() {
 
     // A real pairing, then B is replaced on its address by a device with
     // another certificate: A refuses to talk to it.
-    pair(&mut ca, &mut cb, &a.peer_addr, false).await;
-    let (ida, idb) = (device_id(&a), device_id(&b));
-    confirm(&mut ca, idb, "1", None).await;
-    confirm(&mut cb, ida, "1", None).await;
-    std::fs::create_dir_all(a.files_dir()).unwrap();
-    std::fs::write(a.files_dir().join("f"), random_bytes(1 << 20, 2)).unwrap();
+    let (ida, idb) = pair_and_confirm((&a, &b), (&mut ca, &mut cb), ("1", "1")).await;
+    fill_files(&a, 1, 1, 2);
     init_backups(&a);
     mirror_now(&mut ca, idb).await;
     wait_mirrored(&a, &b, ida, Duration::from_secs(60)).await;
@@ -403,15 +437,13 @@ async fn wrong_codes_burn_the_code_and_an_impostor_cannot_pose_as_the_peer() {
     std::mem::swap(&mut impostor.ns, &mut b.ns);
     impostor.start(&link.b_ip);
     mirror_now(&mut ca, idb).await;
-    let start = Instant::now();
-    loop {
-        let page = ca.get("/admin/peers").await.body;
-        if page.contains("not the paired device") {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{page}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_for_page(
+        &mut ca,
+        "/admin/peers",
+        "not the paired device",
+        Duration::from_secs(30),
+    )
+    .await;
     assert!(
         held_packs(&impostor, ida).is_empty(),
         "the impostor got nothing"
@@ -422,38 +454,21 @@ async fn wrong_codes_burn_the_code_and_an_impostor_cannot_pose_as_the_peer() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_quota_is_respected() {
     let mut a = Device::new("Alpha", "");
-    std::fs::create_dir_all(a.files_dir()).unwrap();
     // Two packs' worth: about 20 MiB of incompressible data.
-    for i in 0..4 {
-        std::fs::write(
-            a.files_dir().join(format!("f{i}")),
-            random_bytes(5 << 20, 10 + i),
-        )
-        .unwrap();
-    }
+    fill_files(&a, 4, 5, 10);
     init_backups(&a);
     let mut b = Device::new("Beta", "");
-    let link = Link::new(&a.ns, &b.ns);
-    a.start(&link.a_ip);
-    b.start(&link.b_ip);
-    let (mut ca, mut cb) = (a.client(), b.client());
-    ca.claim("alpha admin password").await;
-    cb.claim("beta admin password").await;
-    pair(&mut ca, &mut cb, &a.peer_addr, false).await;
-    let (ida, idb) = (device_id(&a), device_id(&b));
-    confirm(&mut ca, idb, "1", None).await;
+    let (_link, mut ca, mut cb) = start_both(&mut a, &mut b).await;
     // B keeps at most 18 MB for A: the first pack fits, the rest does not.
-    confirm(&mut cb, ida, "0.018", None).await;
+    let (ida, idb) = pair_and_confirm((&a, &b), (&mut ca, &mut cb), ("1", "0.018")).await;
     mirror_now(&mut ca, idb).await;
-    let start = Instant::now();
-    loop {
-        let page = ca.get("/admin/peers").await.body;
-        if page.contains("quota full") {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "{page}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_for_page(
+        &mut ca,
+        "/admin/peers",
+        "quota full",
+        Duration::from_secs(60),
+    )
+    .await;
     let held: u64 = held_packs(&b, ida).values().map(|p| p.len() as u64).sum();
     assert!(held <= 18_000_000, "{held} bytes held");
     assert!(own_packs(&a).len() > held_packs(&b, ida).len());
@@ -468,26 +483,11 @@ async fn the_quota_is_respected() {
 async fn mirroring_converges_after_twenty_kills_and_a_cut_link() {
     // 1 MiB/s, so every transfer is long enough to be interrupted.
     let mut a = Device::new("Alpha", "mirror_bandwidth_kib = 1024\n");
-    std::fs::create_dir_all(a.files_dir()).unwrap();
-    for i in 0..3 {
-        std::fs::write(
-            a.files_dir().join(format!("f{i}")),
-            random_bytes(7 << 20, 20 + i),
-        )
-        .unwrap();
-    }
+    fill_files(&a, 3, 7, 20);
     init_backups(&a);
     let mut b = Device::new("Beta", "");
-    let link = Link::new(&a.ns, &b.ns);
-    a.start(&link.a_ip);
-    b.start(&link.b_ip);
-    let (mut ca, mut cb) = (a.client(), b.client());
-    ca.claim("alpha admin password").await;
-    cb.claim("beta admin password").await;
-    pair(&mut ca, &mut cb, &a.peer_addr, false).await;
-    let (ida, idb) = (device_id(&a), device_id(&b));
-    confirm(&mut ca, idb, "1", None).await;
-    confirm(&mut cb, ida, "1", None).await;
+    let (link, mut ca, mut cb) = start_both(&mut a, &mut b).await;
+    let (ida, idb) = pair_and_confirm((&a, &b), (&mut ca, &mut cb), ("1", "1")).await;
 
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut interrupted = 0;

@@ -112,20 +112,8 @@ impl Keys {
 
     /// Writes the plaintext key file with mode 0600, durably.
     pub(crate) fn save(&self, path: &Path) -> Result<(), BackupError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let tmp = path.with_extension("partial");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .at(&tmp)?;
-        f.write_all(self.to_identity_file().expose_secret().as_bytes())
-            .and_then(|()| f.sync_all())
-            .at(&tmp)?;
-        std::fs::rename(&tmp, path).at(path)?;
-        hearth_store::sync_parent(path).at(path)
+        let text = self.to_identity_file();
+        hearth_store::write_durably(path, text.expose_secret().as_bytes()).at(path)
     }
 
     /// The key file encrypted under the recovery passphrase (age scrypt).

@@ -205,12 +205,7 @@ pub(crate) fn store_err(e: hearth_store::StoreError) -> BackupError {
     }
 }
 
-/// Writes a small file: temp, fsync, rename, fsync the directory.
+/// Writes a small file durably (`hearth_store::write_durably`).
 pub(crate) fn write_durably(path: &Path, data: &[u8]) -> Result<(), BackupError> {
-    use std::io::Write;
-    let tmp = path.with_extension("partial");
-    let mut f = std::fs::File::create(&tmp).at(&tmp)?;
-    f.write_all(data).and_then(|()| f.sync_all()).at(&tmp)?;
-    std::fs::rename(&tmp, path).at(path)?;
-    hearth_store::sync_parent(path).at(path)
+    hearth_store::write_durably(path, data).at(path)
 }

@@ -6,11 +6,7 @@
 //! no certificate authority is involved, so the names and dates inside the
 //! certificate carry no meaning and are fixed.
 
-use std::{
-    io::Write,
-    os::unix::fs::OpenOptionsExt,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use data_encoding::BASE32_NOPAD;
 
@@ -167,21 +163,9 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Ident
     }
 }
 
-/// Temp file, fsync, rename, fsync the folder; owner-only.
+/// `hearth_store::write_durably`, with the path in the error.
 pub(crate) fn write_durably(path: &Path, data: &[u8]) -> Result<(), IdentityError> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io("create", &tmp))?;
-    f.write_all(data).map_err(io("write", &tmp))?;
-    f.sync_all().map_err(io("sync", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io("rename", path))?;
-    hearth_store::sync_parent(path).map_err(io("sync the folder of", path))?;
-    Ok(())
+    hearth_store::write_durably(path, data).map_err(io("write", path))
 }
 
 #[cfg(test)]

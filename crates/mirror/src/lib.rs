@@ -13,6 +13,8 @@ pub mod client;
 pub mod identity;
 pub mod pairing;
 mod peers;
+mod proof;
+mod recover;
 pub mod server;
 pub mod sync;
 pub mod tls;

@@ -99,33 +99,28 @@ pub enum PairError {
 impl Codes {
     /// Makes a new code, replacing any other.
     pub fn new_code(&mut self) -> Result<Shown, getrandom::Error> {
-        let mut raw = [0u8; CODE_LEN];
-        getrandom::fill(&mut raw)?;
-        // 256 is not a multiple of 25: reject the top values to stay uniform.
-        let mut code = String::new();
-        let mut pool = raw.to_vec();
+        // 256 is not a multiple of the alphabet's size: bytes at or above
+        // the largest multiple are drawn again, so every character is
+        // equally likely.
+        let limit = (256 - 256 % ALPHABET.len()) as u32;
+        let mut code = String::with_capacity(CODE_LEN);
         while code.len() < CODE_LEN {
-            let Some(b) = pool.pop() else {
-                let mut more = [0u8; CODE_LEN];
-                getrandom::fill(&mut more)?;
-                pool.extend_from_slice(&more);
-                continue;
-            };
-            let limit = 256 - 256 % ALPHABET.len();
-            if (b as usize) < limit {
+            let b = getrandom::u32()? & 0xff;
+            if b < limit {
                 code.push(ALPHABET[b as usize % ALPHABET.len()] as char);
             }
         }
+        let shown = Shown {
+            code: code.clone(),
+            secs_left: CODE_LIFETIME.as_secs(),
+            tries_left: CODE_TRIES,
+        };
         self.active = Some(Active {
             code,
             expires: Instant::now() + CODE_LIFETIME,
             tries_left: CODE_TRIES,
         });
-        Ok(self.shown().unwrap_or(Shown {
-            code: String::new(),
-            secs_left: 0,
-            tries_left: 0,
-        }))
+        Ok(shown)
     }
 
     /// The code on display, if still valid.

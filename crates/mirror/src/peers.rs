@@ -35,14 +35,15 @@ pub struct Peer {
     pub last_proof: Option<(i64, u64, u64, String)>,
 }
 
-const PEER_COLUMNS: &str = "p.device, p.name, p.address, p.state, p.quota, p.replaces,
+/// Each peer with the bytes held each way and its latest proof of storage.
+const PEER_SELECT: &str = "SELECT p.device, p.name, p.address, p.state, p.quota, p.replaces,
      p.last_seen, p.last_error,
      (SELECT coalesce(sum(size), 0) FROM mirror_held h WHERE h.owner = p.device),
      (SELECT coalesce(sum(size), 0) FROM mirror_sent s WHERE s.peer = p.device),
-     (SELECT at FROM mirror_proofs r WHERE r.peer = p.device ORDER BY at DESC, id DESC LIMIT 1),
-     (SELECT checked FROM mirror_proofs r WHERE r.peer = p.device ORDER BY at DESC, id DESC LIMIT 1),
-     (SELECT failed FROM mirror_proofs r WHERE r.peer = p.device ORDER BY at DESC, id DESC LIMIT 1),
-     (SELECT detail FROM mirror_proofs r WHERE r.peer = p.device ORDER BY at DESC, id DESC LIMIT 1)";
+     r.at, r.checked, r.failed, r.detail
+     FROM mirror_peers p
+     LEFT JOIN mirror_proofs r ON r.id = (SELECT id FROM mirror_proofs
+         WHERE peer = p.device ORDER BY at DESC, id DESC LIMIT 1)";
 
 fn peer_from(r: &Row<'_>) -> hearth_store::rusqlite::Result<Peer> {
     let hex: String = r.get(0)?;
@@ -85,9 +86,7 @@ impl Mirror {
             .store
             .read(|c| {
                 let rows = c
-                    .prepare(&format!(
-                        "SELECT {PEER_COLUMNS} FROM mirror_peers p ORDER BY p.created_at, p.device"
-                    ))?
+                    .prepare(&format!("{PEER_SELECT} ORDER BY p.created_at, p.device"))?
                     .query_map([], peer_from)?
                     .collect::<Result<_, _>>()?;
                 Ok(rows)
@@ -100,7 +99,7 @@ impl Mirror {
             .store
             .read(move |c| {
                 Ok(c.query_row(
-                    &format!("SELECT {PEER_COLUMNS} FROM mirror_peers p WHERE p.device = ?1"),
+                    &format!("{PEER_SELECT} WHERE p.device = ?1"),
                     [device.to_hex()],
                     peer_from,
                 )

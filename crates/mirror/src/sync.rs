@@ -20,12 +20,10 @@ use crate::{
     client::{self, Conn, full},
     is_pack_name, now,
     pairing::Joiner,
-    server::{Held, Hello, Names, PairConfirm, PairReply, PairRequest},
-    transfer::{Challenge, Proof, Received, Scheduled, proof_of},
+    server::{Hello, Names, PairConfirm, PairReply, PairRequest},
+    transfer::{Received, Scheduled},
 };
 
-/// Packs checked per proof-of-storage round.
-const PROOF_SAMPLE: usize = 4;
 /// Connections that upload at once.
 const PARALLEL: usize = 4;
 
@@ -78,7 +76,7 @@ pub(crate) async fn run(m: Mirror) {
 }
 
 /// Our packs: name → size, from the repository folder.
-fn local_packs(repo: &Path) -> HashMap<String, u64> {
+pub(crate) fn local_packs(repo: &Path) -> HashMap<String, u64> {
     let mut out = HashMap::new();
     let Ok(dirs) = std::fs::read_dir(repo.join("packs")) else {
         return out;
@@ -99,7 +97,7 @@ fn local_packs(repo: &Path) -> HashMap<String, u64> {
     out
 }
 
-fn pack_path(repo: &Path, name: &str) -> PathBuf {
+pub(crate) fn pack_path(repo: &Path, name: &str) -> PathBuf {
     repo.join("packs").join(&name[..2]).join(name)
 }
 
@@ -348,114 +346,7 @@ impl Mirror {
         self.record_sent(peer, vec![(name.to_string(), size)]).await
     }
 
-    /// Challenges `peer` to prove it holds a few random packs it holds for
-    /// us; missing or damaged ones are forgotten as sent, so the next run
-    /// sends them again. Returns (checked, failed).
-    pub async fn prove(&self, peer: DeviceId) -> Result<(u64, u64), MirrorError> {
-        let p = self
-            .peer(peer)
-            .await?
-            .ok_or_else(|| MirrorError::Invalid("No such peer.".into()))?;
-        let mut conn = client::connect(&self.0.id, &p.address, Some(p.device)).await?;
-        let r = self.prove_with(&mut conn, peer).await;
-        if r.as_ref().is_ok_and(|(_, failed)| *failed > 0) {
-            self.sync_now();
-        }
-        r
-    }
-
-    async fn prove_with(&self, conn: &mut Conn, peer: DeviceId) -> Result<(u64, u64), MirrorError> {
-        let mut names: Vec<String> = self.sent(peer).await?.into_iter().collect();
-        if names.is_empty() {
-            return Ok((0, 0));
-        }
-        let mut rnd = [0u8; 40];
-        getrandom::fill(&mut rnd).map_err(|e| MirrorError::Internal(e.to_string()))?;
-        // A random sample: shuffle by the random bytes.
-        for i in (1..names.len()).rev() {
-            let j = u64::from_le_bytes(rnd[32..40].try_into().unwrap_or_default())
-                .wrapping_mul(i as u64 + 7)
-                .wrapping_add(rnd[i % 32] as u64)
-                % (i as u64 + 1);
-            names.swap(i, j as usize);
-        }
-        names.truncate(PROOF_SAMPLE);
-        let nonce = rnd[..32].to_vec();
-        let proofs: Vec<Proof> = conn
-            .json(
-                Method::POST,
-                "/v1/prove",
-                &Challenge {
-                    nonce: hex::encode(&nonce),
-                    packs: names.clone(),
-                },
-            )
-            .await?;
-        let answers: HashMap<String, Option<String>> =
-            proofs.into_iter().map(|p| (p.name, p.hash)).collect();
-        let repo = self.repo().to_path_buf();
-        let checks = names.clone();
-        let mine: Vec<Option<String>> = tokio::task::spawn_blocking(move || {
-            checks
-                .iter()
-                .map(|n| proof_of(&pack_path(&repo, n), &nonce).ok())
-                .collect()
-        })
-        .await
-        .map_err(|e| MirrorError::Internal(e.to_string()))?;
-        let mut failed = vec![];
-        for (name, own) in names.iter().zip(mine) {
-            let Some(own) = own else { continue };
-            if answers.get(name).cloned().flatten().as_deref() != Some(own.as_str()) {
-                failed.push(name.clone());
-            }
-        }
-        let detail = if failed.is_empty() {
-            "all copies intact".to_string()
-        } else {
-            format!(
-                "{} missing or damaged, sending again: {}",
-                failed.len(),
-                failed
-                    .iter()
-                    .map(|n| &n[..12])
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        if !failed.is_empty() {
-            log::warn!("mirror: proof of storage at {}: {detail}", peer.short());
-            self.forget_sent(peer, failed.clone()).await?;
-            let f = failed.clone();
-            self.0
-                .store
-                .write(move |c| {
-                    for n in &f {
-                        c.execute(
-                            "INSERT OR IGNORE INTO mirror_resend (peer, name) VALUES (?1, ?2)",
-                            params![peer.to_hex(), n],
-                        )?;
-                    }
-                    Ok::<_, MirrorError>(())
-                })
-                .await?;
-        }
-        let (checked, nfailed) = (names.len() as u64, failed.len() as u64);
-        self.0
-            .store
-            .write(move |c| {
-                c.execute(
-                    "INSERT INTO mirror_proofs (peer, at, checked, failed, detail)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![peer.to_hex(), now(), checked as i64, nfailed as i64, detail],
-                )?;
-                Ok::<_, MirrorError>(())
-            })
-            .await?;
-        Ok((checked, nfailed))
-    }
-
-    async fn sent(&self, peer: DeviceId) -> Result<HashSet<String>, MirrorError> {
+    pub(crate) async fn sent(&self, peer: DeviceId) -> Result<HashSet<String>, MirrorError> {
         self.0
             .store
             .read(move |c| {
@@ -482,7 +373,7 @@ impl Mirror {
     }
 
     /// Notes packs the peer now holds (so they need no sending again).
-    async fn record_sent(
+    pub(crate) async fn record_sent(
         &self,
         peer: DeviceId,
         packs: Vec<(String, u64)>,
@@ -528,96 +419,6 @@ impl Mirror {
                 Ok(())
             })
             .await
-    }
-
-    /// Disaster recovery: fetches the repository files and every pack
-    /// `peer` holds for us into our (empty or partial) repository. Packs
-    /// are checked against their names and written durably; the caller
-    /// then unseals the key with the passphrase and rebuilds the index.
-    /// Returns (packs fetched, bytes).
-    pub async fn restore_from(&self, peer: DeviceId) -> Result<(u64, u64), MirrorError> {
-        let p = self
-            .peer(peer)
-            .await?
-            .filter(|p| p.state == PeerState::Confirmed)
-            .ok_or_else(|| {
-                MirrorError::Invalid("Confirm the pairing with that device first.".into())
-            })?;
-        let mut conn = client::connect(&self.0.id, &p.address, Some(peer)).await?;
-        let repo = self.repo().to_path_buf();
-        tokio::fs::create_dir_all(repo.join("packs")).await?;
-        for meta in META_FILES {
-            let resp = conn
-                .send(Method::GET, &format!("/v1/meta/{meta}"), full(Bytes::new()))
-                .await?;
-            let data = client::read_limited(resp.into_body(), 64 * 1024).await?;
-            let path = repo.join(meta);
-            tokio::task::spawn_blocking(move || crate::identity::write_durably(&path, &data))
-                .await
-                .map_err(|e| MirrorError::Internal(e.to_string()))?
-                .map_err(|e| MirrorError::Internal(e.to_string()))?;
-        }
-        let held: Vec<Held> = conn.json(Method::GET, "/v1/packs", &()).await?;
-        let local = {
-            let r = repo.clone();
-            tokio::task::spawn_blocking(move || local_packs(&r))
-                .await
-                .map_err(|e| MirrorError::Internal(e.to_string()))?
-        };
-        let todo: Vec<&Held> = held
-            .iter()
-            .filter(|h| is_pack_name(&h.name) && !local.contains_key(&h.name))
-            .collect();
-        let total: u64 = todo.iter().map(|h| h.size).sum();
-        self.update_progress(peer, |pr| {
-            pr.running = true;
-            pr.pending_bytes = total;
-            pr.sent_bytes = 0;
-        });
-        let (mut count, mut bytes) = (0u64, 0u64);
-        for h in todo {
-            let resp = conn
-                .send(
-                    Method::GET,
-                    &format!("/v1/packs/{}", h.name),
-                    full(Bytes::new()),
-                )
-                .await?;
-            let data =
-                client::read_limited(resp.into_body(), crate::server::MAX_PACK as usize).await?;
-            if blake3::hash(&data).to_hex().as_str() != h.name {
-                log::error!(
-                    "mirror: pack {} from {} is damaged; skipped",
-                    h.name,
-                    peer.short()
-                );
-                continue;
-            }
-            let path = pack_path(&repo, &h.name);
-            let len = data.len() as u64;
-            tokio::task::spawn_blocking(move || {
-                if let Some(d) = path.parent() {
-                    std::fs::create_dir_all(d)?;
-                }
-                crate::identity::write_durably(&path, &data)
-                    .map_err(|e| std::io::Error::other(e.to_string()))
-            })
-            .await
-            .map_err(|e| MirrorError::Internal(e.to_string()))??;
-            self.record_sent(peer, vec![(h.name.clone(), len)]).await?;
-            count += 1;
-            bytes += len;
-            self.update_progress(peer, |pr| {
-                pr.sent_bytes = bytes;
-                pr.pending_bytes = total.saturating_sub(bytes);
-            });
-        }
-        self.update_progress(peer, |pr| pr.running = false);
-        log::info!(
-            "mirror: restored {count} packs ({bytes} bytes) from {}",
-            peer.short()
-        );
-        Ok((count, bytes))
     }
 }
 

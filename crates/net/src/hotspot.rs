@@ -337,28 +337,12 @@ fn nmcli(args: &[&str]) -> Result<String, Nmcli> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The old settings, passphrase included: owner-only, durable before
+/// anything changes (`hearth_store::write_durably`).
 fn write_atomically(path: &Path, old: &Settings) -> Result<(), HotspotError> {
-    use std::{io::Write, os::unix::fs::OpenOptionsExt};
-    let internal = |e: std::io::Error| HotspotError::Internal(format!("{}: {e}", path.display()));
-    let tmp = path.with_extension("tmp");
     let json = serde_json::to_vec(old).map_err(|e| HotspotError::Internal(e.to_string()))?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        // The old passphrase is in the file: owner only.
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(internal)?;
-    f.write_all(&json).map_err(internal)?;
-    f.sync_all().map_err(internal)?;
-    std::fs::rename(&tmp, path).map_err(internal)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(internal)?;
-    }
-    Ok(())
+    hearth_store::write_durably(path, &json)
+        .map_err(|e| HotspotError::Internal(format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]

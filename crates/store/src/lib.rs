@@ -237,6 +237,24 @@ fn temp_sibling(dest: &Path) -> PathBuf {
     dest.with_file_name(name)
 }
 
+/// Writes a small file so that after a crash it is either the old one or
+/// the whole new one: an owner-only temporary file beside it, fsync,
+/// rename, fsync the folder.
+pub fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let tmp = temp_sibling(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    sync_parent(path)
+}
+
 /// Fsyncs the directory holding `path`, so a rename in it is durable.
 pub fn sync_parent(path: &Path) -> std::io::Result<()> {
     let parent = match path.parent() {
