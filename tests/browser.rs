@@ -171,8 +171,12 @@ pub async fn appears(b: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("{css} never appeared: {e}"));
 }
 
+/// The page's main text, once the page has one: after a click the next
+/// page may still be loading.
 pub async fn text(b: &Client) -> String {
-    b.find(Locator::Css("main"))
+    b.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("main"))
         .await
         .unwrap()
         .text()

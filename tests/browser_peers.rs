@@ -17,9 +17,11 @@ async fn claim(b: &Client, url: &str) {
     arrive(b, "/admin").await;
 }
 
-/// The text of the element `css`.
+/// The text of the element `css`, waiting for it to appear.
 async fn text_of(b: &Client, css: &str) -> String {
-    b.find(Locator::Css(css))
+    b.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
         .await
         .unwrap()
         .text()
