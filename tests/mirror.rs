@@ -523,3 +523,60 @@ async fn mirroring_converges_after_twenty_kills_and_a_cut_link() {
     mirror_now(&mut ca, idb).await;
     wait_mirrored(&a, &b, ida, Duration::from_secs(120)).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hearths_find_each_other_on_the_lan_and_pair_from_the_list() {
+    let mut a = Device::new("Alpha", "");
+    let mut b = Device::new("Beta", "");
+    let (_link, mut ca, mut cb) = start_both(&mut a, &mut b).await;
+    let (ida, idb) = (device_id(&a), device_id(&b));
+
+    // Each lists the other (by name, fingerprint and peer address), never
+    // itself.
+    let listing = |id: DeviceId, addr: &str| {
+        format!(
+            "<code>{}</code> at {addr} · <a href=\"/admin/peers/join?address={}#join\">",
+            id.short(),
+            addr.replace(':', "%3A")
+        )
+    };
+    wait_for_page(
+        &mut cb,
+        "/admin/peers",
+        &listing(ida, &a.peer_addr),
+        Duration::from_secs(30),
+    )
+    .await;
+    wait_for_page(
+        &mut ca,
+        "/admin/peers",
+        &listing(idb, &b.peer_addr),
+        Duration::from_secs(30),
+    )
+    .await;
+    for (c, own) in [(&mut ca, ida), (&mut cb, idb)] {
+        let page = c.get("/admin/peers").await.body;
+        let list = between(&page, "id=\"nearby\">", "</ul>").expect("a list");
+        assert!(!list.contains(&own.short()), "lists itself: {list}");
+    }
+
+    // B's admin picks A from the list: the Join form comes back filled in,
+    // and pairing with A's code through that address works.
+    let link = format!(
+        "/admin/peers/join?address={}",
+        a.peer_addr.replace(':', "%3A")
+    );
+    let form = cb.get(&link).await.body;
+    assert!(
+        form.contains(&format!("name=\"address\" value=\"{}\"", a.peer_addr)),
+        "the address is filled in: {form}"
+    );
+    pair(&mut ca, &mut cb, &a.peer_addr, false).await;
+    confirm(&mut ca, idb, "1", None).await;
+    confirm(&mut cb, ida, "1", None).await;
+
+    // Paired devices are no longer offered for joining.
+    let page = cb.get("/admin/peers").await.body;
+    assert!(!page.contains("id=\"nearby\""), "{page}");
+    assert!(page.contains("id=\"nearby-none\""), "{page}");
+}

@@ -54,6 +54,15 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
         },
         peer_listener.local_addr()?.port(),
     );
+    let discovery = hearth_net::discovery::Discovery::start(
+        hearth_net::discovery::Advert {
+            name: mirror.name().to_string(),
+            id: mirror.device().to_hex(),
+            short: mirror.device().short(),
+            listen: peer_listener.local_addr()?,
+        },
+        config.mirror_discovery,
+    );
     let clock = match simulate_clock_offset {
         Some(secs) => Clock::simulated(secs.saturating_mul(1000)),
         None => Clock::system(),
@@ -88,6 +97,7 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
             &config.zerotier_api,
             &config.zerotier_token_file,
         )?,
+        discovery,
     });
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

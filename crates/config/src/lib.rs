@@ -52,6 +52,8 @@ pub struct Config {
     pub device_name: String,
     /// The peer port's address.
     pub mirror_listen: SocketAddr,
+    /// Announce this Hearth and list others on the LAN (mDNS).
+    pub mirror_discovery: bool,
     /// Days a deleted pack is kept for its owner.
     pub mirror_grace_days: u64,
     /// Upload limit to peers, KiB/s; 0 for none.

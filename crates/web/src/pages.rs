@@ -322,4 +322,16 @@ pub(crate) struct PeersPage {
     pub peers: Vec<PeerRow>,
     /// Confirmed peers a replacement could take over: (hex id, label).
     pub others: Vec<(String, String)>,
+    /// Unpaired Hearths announced on the LAN.
+    pub nearby: Vec<Nearby>,
+    /// Why none are listed, when nothing is looked for.
+    pub nearby_off: Option<String>,
+}
+
+/// A Hearth found on the LAN, with the Join link that fills its address.
+pub(crate) struct Nearby {
+    pub name: String,
+    pub short: String,
+    pub address: String,
+    pub link: String,
 }

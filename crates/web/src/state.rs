@@ -55,6 +55,8 @@ pub struct Shared {
     pub hotspot: hearth_net::hotspot::Hotspot,
     /// The local ZeroTier service, for reaching paired Hearths far away.
     pub zerotier: hearth_net::zerotier::ZeroTier,
+    /// Other Hearths announced on the LAN, for Peers -> Join a device.
+    pub discovery: hearth_net::discovery::Discovery,
     /// Pairing and mirroring with other Hearths.
     pub mirror: hearth_mirror::Mirror,
     /// Board pages rendered since the board last changed.

@@ -59,6 +59,7 @@ fn app_and_state() -> (tempfile::TempDir, axum::Router, AppState) {
             &dir.path().join("no-zerotier-token"),
         )
         .unwrap(),
+        discovery: hearth_net::discovery::Discovery::off("unit tests"),
     });
     let peer = crate::Peer {
         remote: SocketAddr::from(([127, 0, 0, 1], 9)),

@@ -131,6 +131,8 @@ async fn page(
                 )
             })
             .collect(),
+        nearby: nearby(state, &peers),
+        nearby_off: state.discovery.why_off().map(str::to_string),
         peers: peers.iter().map(|p| row(state, p)).collect(),
     };
     let status = if page.error.is_some() {
@@ -139,6 +141,28 @@ async fn page(
         axum::http::StatusCode::OK
     };
     Ok((status, jar, render(&page)?).into_response())
+}
+
+/// Hearths announced on the LAN, except this one and those already paired.
+fn nearby(state: &AppState, peers: &[Peer]) -> Vec<crate::pages::Nearby> {
+    let mut known: Vec<String> = peers.iter().map(|p| p.device.to_hex()).collect();
+    known.push(state.mirror.device().to_hex());
+    state
+        .discovery
+        .found(&known)
+        .into_iter()
+        .filter_map(|f| {
+            // The fingerprint is computed here, the way this Hearth shows
+            // its own, from the ID the advert claims (pairing checks it).
+            let short = DeviceId::from_hex(&f.id)?.short();
+            Some(crate::pages::Nearby {
+                link: format!("/admin/peers/join?address={}#join", percent(&f.address)),
+                name: f.name,
+                short,
+                address: f.address,
+            })
+        })
+        .collect()
 }
 
 /// Where this browser reached us: the address a peer on the same network
