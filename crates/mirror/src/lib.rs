@@ -13,6 +13,7 @@ pub mod client;
 pub mod identity;
 pub mod pairing;
 mod peers;
+mod pool;
 mod proof;
 mod recover;
 pub mod server;
@@ -128,6 +129,8 @@ pub(crate) struct Inner {
     pub bandwidth: AtomicU64,
     /// Holder side: bytes of uploads in progress, per owner.
     pub in_flight: Mutex<HashMap<DeviceId, u64>>,
+    /// Transfer buffers, reused between pieces and packs.
+    pub pool: pool::Pool,
 }
 
 impl std::fmt::Debug for Mirror {
@@ -156,6 +159,7 @@ impl Mirror {
             wake: tokio::sync::Notify::new(),
             bandwidth,
             in_flight: Mutex::default(),
+            pool: pool::Pool::default(),
         }))
     }
 

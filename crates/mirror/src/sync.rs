@@ -424,7 +424,7 @@ impl Mirror {
 
 /// The file (from where the reader is) as a request body, at most
 /// `bandwidth` bytes per second, with live progress. Read on a blocking
-/// thread in 1 MiB pieces.
+/// thread in pieces, into reused buffers ([`crate::pool`]).
 fn throttled(m: Mirror, peer: DeviceId, mut file: std::fs::File, len: u64) -> client::Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
@@ -432,9 +432,11 @@ fn throttled(m: Mirror, peer: DeviceId, mut file: std::fs::File, len: u64) -> cl
         let start = std::time::Instant::now();
         let mut sent = 0u64;
         while sent < len {
-            let want = (1usize << 20).min((len - sent) as usize);
-            let mut buf = vec![0u8; want];
-            let n = match file.read(&mut buf) {
+            let want = (crate::pool::PIECE as u64).min(len - sent);
+            let mut buf = m.0.pool.take();
+            // `read_to_end` through `take` fills the spare capacity without
+            // zeroing it first.
+            let n = match (&mut file).take(want).read_to_end(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) => {
@@ -442,8 +444,7 @@ fn throttled(m: Mirror, peer: DeviceId, mut file: std::fs::File, len: u64) -> cl
                     return;
                 }
             };
-            buf.truncate(n);
-            if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+            if tx.blocking_send(Ok(m.0.pool.bytes(buf))).is_err() {
                 return;
             }
             sent += n as u64;

@@ -26,8 +26,6 @@ use crate::{
 use super::server::MAX_PACK;
 
 const MAX_META: usize = 64 * 1024;
-/// Bytes handed to the writing thread at a time.
-const BATCH: usize = 1 << 20;
 
 impl Mirror {
     fn pack_file(&self, owner: DeviceId, name: &str) -> PathBuf {
@@ -208,10 +206,11 @@ pub(crate) async fn upload(
             format!("resume from {have}, not {}", q.offset),
         ));
     }
-    // Writing and hashing happen on a blocking thread, fed in 1 MiB
-    // batches, so the async threads only move bytes off the socket.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
-    let (path, offset) = (part.clone(), q.offset);
+    // Writing and hashing happen on a blocking thread, fed in pieces, so
+    // the async threads only move bytes off the socket. The pieces are
+    // reused buffers ([`crate::pool`]), handed back once written.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
+    let (path, offset, pool) = (part.clone(), q.offset, m.0.pool.clone());
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<Option<String>> {
         use std::io::{Seek, Write};
         let mut f = std::fs::OpenOptions::new()
@@ -224,11 +223,12 @@ pub(crate) async fn upload(
         // A whole upload is hashed as it arrives; a resumed one is hashed
         // from the file once complete.
         let mut hasher = (offset == 0).then(blake3::Hasher::new);
-        while let Some(chunk) = rx.blocking_recv() {
+        while let Some(piece) = rx.blocking_recv() {
             if let Some(h) = hasher.as_mut() {
-                h.update(&chunk);
+                h.update(&piece);
             }
-            f.write_all(&chunk)?;
+            f.write_all(&piece)?;
+            pool.put(piece);
         }
         f.sync_all()?;
         Ok(hasher.map(|h| h.finalize().to_hex().to_string()))
@@ -236,9 +236,9 @@ pub(crate) async fn upload(
     let mut received = q.offset;
     let mut body = body;
     let mut broken = false;
-    let mut batch = bytes::BytesMut::with_capacity(BATCH);
+    let mut piece = m.0.pool.take();
     let mut too_long = false;
-    while let Some(frame) = body.frame().await {
+    'frames: while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
             // The link dropped: keep what arrived for the resume.
             broken = true;
@@ -250,14 +250,25 @@ pub(crate) async fn upload(
                 too_long = true;
                 break;
             }
-            batch.extend_from_slice(&data);
-            if batch.len() >= BATCH && tx.send(batch.split().freeze()).await.is_err() {
-                break;
+            // Filled to exactly a piece, so a buffer never grows (and is
+            // never reallocated) past its reused size.
+            let mut rest = &data[..];
+            while !rest.is_empty() {
+                let room = crate::pool::PIECE - piece.len();
+                let (now, later) = rest.split_at(room.min(rest.len()));
+                piece.extend_from_slice(now);
+                rest = later;
+                if piece.len() == crate::pool::PIECE {
+                    let full = std::mem::replace(&mut piece, m.0.pool.take());
+                    if tx.send(full).await.is_err() {
+                        break 'frames;
+                    }
+                }
             }
         }
     }
-    if !batch.is_empty() {
-        let _ = tx.send(batch.freeze()).await;
+    if !piece.is_empty() {
+        let _ = tx.send(piece).await;
     }
     drop(tx);
     let streamed = writer
