@@ -110,6 +110,10 @@ pub(crate) async fn serve(
                 app.clone().oneshot(req.map(axum::body::Body::new))
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                // Read buffers stay below glibc's mmap threshold (256 KiB,
+                // set in main), so the upload frames held on their way to
+                // the disk come from the heap, not fresh mappings.
+                .max_buf_size(128 * 1024)
                 .serve_connection(TokioIo::new(tls), service)
                 .await
             {

@@ -25,8 +25,39 @@ use crate::identity::{DeviceId, Identity};
 /// matched by name.
 pub const SERVER_NAME: &str = "hearth.local";
 
+/// ring's suites, with ChaCha20-Poly1305 first on a CPU without AES
+/// instructions. Why: the Raspberry Pi 4's Cortex-A72 has none, and there
+/// ChaCha20 (NEON) is several times faster than AES-GCM in software, while
+/// rustls's default order puts AES first. Every Hearth orders the same way,
+/// so two Pis agree on ChaCha20.
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(provider_for(aes_in_hardware()))
+}
+
+fn provider_for(aes_in_hardware: bool) -> CryptoProvider {
+    let mut p = rustls::crypto::ring::default_provider();
+    if !aes_in_hardware {
+        p.cipher_suites
+            .sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256);
+    }
+    p
+}
+
+fn aes_in_hardware() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes")
+            && std::arch::is_aarch64_feature_detected!("pmull")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
 }
 
 #[derive(Debug)]
@@ -177,4 +208,23 @@ pub fn client_config(
         }))
         .with_client_auth_cert(vec![CertificateDer::from(id.cert_der.clone())], key_of(id))?;
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::CipherSuite::*;
+
+    use super::provider_for;
+
+    #[test]
+    fn chacha20_comes_first_only_without_aes_instructions() {
+        let first = |aes| provider_for(aes).cipher_suites[0].suite();
+        assert_eq!(first(false), TLS13_CHACHA20_POLY1305_SHA256);
+        assert_ne!(first(true), TLS13_CHACHA20_POLY1305_SHA256);
+        // Nothing is dropped, only reordered.
+        assert_eq!(
+            provider_for(false).cipher_suites.len(),
+            provider_for(true).cipher_suites.len()
+        );
+    }
 }

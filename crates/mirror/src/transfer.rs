@@ -206,11 +206,11 @@ pub(crate) async fn upload(
             format!("resume from {have}, not {}", q.offset),
         ));
     }
-    // Writing and hashing happen on a blocking thread, fed in pieces, so
-    // the async threads only move bytes off the socket. The pieces are
-    // reused buffers ([`crate::pool`]), handed back once written.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
-    let (path, offset, pool) = (part.clone(), q.offset, m.0.pool.clone());
+    // Writing and hashing happen on a blocking thread, so the async threads
+    // only move bytes off the socket. hyper's frames go over as they are
+    // (no copy), a piece's worth at a time.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<bytes::Bytes>>(8);
+    let (path, offset) = (part.clone(), q.offset);
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<Option<String>> {
         use std::io::{Seek, Write};
         let mut f = std::fs::OpenOptions::new()
@@ -223,12 +223,13 @@ pub(crate) async fn upload(
         // A whole upload is hashed as it arrives; a resumed one is hashed
         // from the file once complete.
         let mut hasher = (offset == 0).then(blake3::Hasher::new);
-        while let Some(piece) = rx.blocking_recv() {
-            if let Some(h) = hasher.as_mut() {
-                h.update(&piece);
+        while let Some(frames) = rx.blocking_recv() {
+            for frame in frames {
+                if let Some(h) = hasher.as_mut() {
+                    h.update(&frame);
+                }
+                f.write_all(&frame)?;
             }
-            f.write_all(&piece)?;
-            pool.put(piece);
         }
         f.sync_all()?;
         Ok(hasher.map(|h| h.finalize().to_hex().to_string()))
@@ -236,9 +237,9 @@ pub(crate) async fn upload(
     let mut received = q.offset;
     let mut body = body;
     let mut broken = false;
-    let mut piece = m.0.pool.take();
+    let (mut frames, mut pending) = (Vec::new(), 0usize);
     let mut too_long = false;
-    'frames: while let Some(frame) = body.frame().await {
+    while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
             // The link dropped: keep what arrived for the resume.
             broken = true;
@@ -250,25 +251,18 @@ pub(crate) async fn upload(
                 too_long = true;
                 break;
             }
-            // Filled to exactly a piece, so a buffer never grows (and is
-            // never reallocated) past its reused size.
-            let mut rest = &data[..];
-            while !rest.is_empty() {
-                let room = crate::pool::PIECE - piece.len();
-                let (now, later) = rest.split_at(room.min(rest.len()));
-                piece.extend_from_slice(now);
-                rest = later;
-                if piece.len() == crate::pool::PIECE {
-                    let full = std::mem::replace(&mut piece, m.0.pool.take());
-                    if tx.send(full).await.is_err() {
-                        break 'frames;
-                    }
+            pending += data.len();
+            frames.push(data);
+            if pending >= crate::pool::PIECE {
+                pending = 0;
+                if tx.send(std::mem::take(&mut frames)).await.is_err() {
+                    break;
                 }
             }
         }
     }
-    if !piece.is_empty() {
-        let _ = tx.send(piece).await;
+    if !frames.is_empty() {
+        let _ = tx.send(frames).await;
     }
     drop(tx);
     let streamed = writer
