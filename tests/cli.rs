@@ -94,6 +94,8 @@ fn bad_config_exits_2_with_one_line() {
         "not-an-address",
     );
     assert_bad_input(&["frobnicate"], &[], "frobnicate");
+    assert_bad_input(&["discover", "--seconds", "0"], &[], "--seconds");
+    assert_bad_input(&["discover", "--seconds", "soon"], &[], "soon");
 }
 
 #[test]

@@ -560,6 +560,23 @@ async fn hearths_find_each_other_on_the_lan_and_pair_from_the_list() {
         assert!(!list.contains(&own.short()), "lists itself: {list}");
     }
 
+    // `hearth discover`, run beside B's service, lists both (it announces
+    // nothing itself).
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &b.ns.name, crate::util::HEARTH])
+        .args(["discover", "--seconds", "3"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for (name, id, addr) in [("Alpha", ida, &a.peer_addr), ("Beta", idb, &b.peer_addr)] {
+        assert!(
+            text.contains(&format!("{name}\t{}\t{addr}\n", id.short())),
+            "{name} missing: {text}"
+        );
+    }
+    assert_eq!(text.lines().count(), 2, "{text}");
+
     // B's admin picks A from the list: the Join form comes back filled in,
     // and pairing with A's code through that address works.
     let link = format!(

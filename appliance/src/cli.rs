@@ -28,6 +28,13 @@ pub enum Command {
     Db(DbCommand),
     /// Encrypted, deduplicated backups of folders.
     Backup(BackupArgs),
+    /// List the Hearths announcing themselves on the local networks (mDNS),
+    /// as Peers -> Join a device does.
+    Discover {
+        /// How long to listen, in seconds.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
+    },
 }
 
 #[derive(Debug, clap::Args)]

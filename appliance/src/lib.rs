@@ -88,6 +88,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
             backup::run(&config, args)
         }
+        Command::Discover { seconds } => discover(seconds),
         Command::Db(DbCommand::Backup { file, data }) => {
             let mut config = load_config(cli.config.as_deref())?;
             if let Some(dir) = data {
@@ -147,4 +148,22 @@ mod tests {
         assert_eq!(super::time_text(1_795_000_000), "2026-11-18 11:06:40");
         assert_eq!(super::time_text(951_782_400), "2000-02-29 00:00:00");
     }
+}
+
+/// Listens for `seconds`, then prints one line per Hearth found.
+fn discover(seconds: u64) -> Result<(), Failure> {
+    let found = hearth_net::discovery::Discovery::listen()
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot listen for mDNS: {e}")))?;
+    std::thread::sleep(std::time::Duration::from_secs(seconds));
+    let list = found.found(&[]);
+    if list.is_empty() {
+        println!("No Hearth found on this network in {seconds} s.");
+    }
+    for f in list {
+        let short = hearth_mirror::DeviceId::from_hex(&f.id)
+            .map(|d| d.short())
+            .unwrap_or_default();
+        println!("{}\t{short}\t{}", f.name, f.address);
+    }
+    Ok(())
 }

@@ -81,7 +81,7 @@ impl Discovery {
                 "The peer port listens on this device only (mirror_listen), so other Hearths cannot reach it.",
             );
         }
-        match Running::start(&advert) {
+        match Running::start(Some(&advert)) {
             Ok(r) => Discovery {
                 inner: Some(r),
                 off: None,
@@ -91,6 +91,17 @@ impl Discovery {
                 Discovery::off("Looking for other Hearths failed to start; see the log.")
             }
         }
+    }
+
+    /// Only listens for other Hearths, announcing nothing (`hearth
+    /// discover`, run beside the service).
+    pub fn listen() -> Result<Discovery, String> {
+        Running::start(None)
+            .map(|r| Discovery {
+                inner: Some(r),
+                off: None,
+            })
+            .map_err(|e| e.to_string())
     }
 
     /// Discovery that does nothing (tests, or a reason given above).
@@ -134,53 +145,20 @@ impl Drop for Discovery {
 }
 
 impl Running {
-    fn start(advert: &Advert) -> Result<Running, mdns_sd::Error> {
+    fn start(advert: Option<&Advert>) -> Result<Running, mdns_sd::Error> {
         let daemon = ServiceDaemon::new()?;
         // Never over loopback: a Hearth would only find itself.
         daemon.disable_interface(vec![IfKind::LoopbackV4, IfKind::LoopbackV6])?;
-        let ip = advert.listen.ip();
-        let properties: HashMap<String, String> = [
-            ("v", "1"),
-            ("id", advert.id.as_str()),
-            ("name", advert.name.as_str()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        // The instance name carries the fingerprint, so two devices both
-        // called "hearth" do not collide; the host name is ours alone, so it
-        // never fights avahi over hearth.local.
-        let instance = format!("{} {}", advert.name, advert.short);
-        let host = format!(
-            "hearth-{}.local.",
-            advert.short.replace('-', "").to_ascii_lowercase()
-        );
-        // Addresses follow the interfaces (the hotspot or a cable may come
-        // and go); the advert is re-sent whenever one appears.
-        let mut info = ServiceInfo::new(
-            SERVICE_TYPE,
-            &instance,
-            &host,
-            (),
-            advert.listen.port(),
-            properties,
-        )?
-        .enable_addr_auto();
-        if !ip.is_unspecified() {
-            // Bound to one address: announce only its interface and family.
-            // (A brand-new link's IPv6 address is unusable for a moment,
-            // which makes mdns-sd drop the whole interface for a while.)
-            info.set_interfaces(vec![IfKind::Addr(ip)]);
-            daemon.disable_interface(if ip.is_ipv4() {
-                IfKind::IPv6
-            } else {
-                IfKind::IPv4
-            })?;
-        }
-        daemon.register(info)?;
+        let own = match advert {
+            Some(a) => {
+                announce(&daemon, a)?;
+                a.id.clone()
+            }
+            None => String::new(),
+        };
         let events = daemon.browse(SERVICE_TYPE)?;
         let found: Arc<Mutex<HashMap<String, (Found, Instant)>>> = Arc::default();
-        let (map, own) = (found.clone(), advert.id.clone());
+        let map = found.clone();
         std::thread::Builder::new()
             .name("mdns-browse".into())
             .spawn(move || {
@@ -210,12 +188,57 @@ impl Running {
                 }
             })
             .map_err(|e| mdns_sd::Error::Msg(e.to_string()))?;
-        log::info!(
-            "mDNS: announcing \"{instance}\" on port {}",
-            advert.listen.port()
-        );
         Ok(Running { daemon, found })
     }
+}
+
+/// Announces this Hearth's peer port.
+fn announce(daemon: &ServiceDaemon, advert: &Advert) -> Result<(), mdns_sd::Error> {
+    let ip = advert.listen.ip();
+    let properties: HashMap<String, String> = [
+        ("v", "1"),
+        ("id", advert.id.as_str()),
+        ("name", advert.name.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    // The instance name carries the fingerprint, so two devices both
+    // called "hearth" do not collide; the host name is ours alone, so it
+    // never fights avahi over hearth.local.
+    let instance = format!("{} {}", advert.name, advert.short);
+    let host = format!(
+        "hearth-{}.local.",
+        advert.short.replace('-', "").to_ascii_lowercase()
+    );
+    // Addresses follow the interfaces (the hotspot or a cable may come
+    // and go); the advert is re-sent whenever one appears.
+    let mut info = ServiceInfo::new(
+        SERVICE_TYPE,
+        &instance,
+        &host,
+        (),
+        advert.listen.port(),
+        properties,
+    )?
+    .enable_addr_auto();
+    if !ip.is_unspecified() {
+        // Bound to one address: announce only its interface and family.
+        // (A brand-new link's IPv6 address is unusable for a moment,
+        // which makes mdns-sd drop the whole interface for a while.)
+        info.set_interfaces(vec![IfKind::Addr(ip)]);
+        daemon.disable_interface(if ip.is_ipv4() {
+            IfKind::IPv6
+        } else {
+            IfKind::IPv4
+        })?;
+    }
+    daemon.register(info)?;
+    log::info!(
+        "mDNS: announcing \"{instance}\" on port {}",
+        advert.listen.port()
+    );
+    Ok(())
 }
 
 /// A listing from an advert's fields, or `None` when it is not a usable
