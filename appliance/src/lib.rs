@@ -140,16 +140,6 @@ pub(crate) fn time_text(secs: i64) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn civil_time() {
-        assert_eq!(super::time_text(0), "1970-01-01 00:00:00");
-        assert_eq!(super::time_text(1_795_000_000), "2026-11-18 11:06:40");
-        assert_eq!(super::time_text(951_782_400), "2000-02-29 00:00:00");
-    }
-}
-
 /// Listens for `seconds`, then prints one line per Hearth found.
 fn discover(seconds: u64) -> Result<(), Failure> {
     let found = hearth_net::discovery::Discovery::listen()
@@ -166,4 +156,14 @@ fn discover(seconds: u64) -> Result<(), Failure> {
         println!("{}\t{short}\t{}", f.name, f.address);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_time() {
+        assert_eq!(super::time_text(0), "1970-01-01 00:00:00");
+        assert_eq!(super::time_text(1_795_000_000), "2026-11-18 11:06:40");
+        assert_eq!(super::time_text(951_782_400), "2000-02-29 00:00:00");
+    }
 }
