@@ -17,13 +17,15 @@ use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
-    time::Instant,
 };
 
 use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
 
 /// The DNS-SD service type of a Hearth's peer port.
 pub const SERVICE_TYPE: &str = "_hearth._tcp.local.";
+
+/// Hearths listed at most (a home LAN has a handful).
+const MAX_FOUND: usize = 64;
 
 /// What this device announces.
 #[derive(Debug, Clone)]
@@ -59,7 +61,7 @@ pub struct Discovery {
 
 struct Running {
     daemon: ServiceDaemon,
-    found: Arc<Mutex<HashMap<String, (Found, Instant)>>>,
+    found: Arc<Mutex<HashMap<String, Found>>>,
 }
 
 impl std::fmt::Debug for Running {
@@ -126,8 +128,8 @@ impl Discovery {
         let map = r.found.lock().unwrap_or_else(|e| e.into_inner());
         let mut out: Vec<Found> = map
             .values()
-            .map(|(f, _)| f.clone())
             .filter(|f| !except.iter().any(|e| e.eq_ignore_ascii_case(&f.id)))
+            .cloned()
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         out.dedup_by(|a, b| a.id == b.id);
@@ -157,7 +159,7 @@ impl Running {
             None => String::new(),
         };
         let events = daemon.browse(SERVICE_TYPE)?;
-        let found: Arc<Mutex<HashMap<String, (Found, Instant)>>> = Arc::default();
+        let found: Arc<Mutex<HashMap<String, Found>>> = Arc::default();
         let map = found.clone();
         std::thread::Builder::new()
             .name("mdns-browse".into())
@@ -177,7 +179,11 @@ impl Running {
                                 s.get_port(),
                             ) && !f.id.eq_ignore_ascii_case(&own)
                             {
-                                map.insert(fullname, (f, Instant::now()));
+                                // Anyone on the LAN can announce: a flood of
+                                // adverts must not grow memory without end.
+                                if map.len() < MAX_FOUND || map.contains_key(&fullname) {
+                                    map.insert(fullname, f);
+                                }
                             }
                         }
                         ServiceEvent::ServiceRemoved(_, fullname) => {
