@@ -131,8 +131,10 @@ impl Discovery {
             .filter(|f| !except.iter().any(|e| e.eq_ignore_ascii_case(&f.id)))
             .cloned()
             .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        // One line per device, even if it was renamed (two adverts).
+        out.sort_by(|a, b| a.id.cmp(&b.id));
         out.dedup_by(|a, b| a.id == b.id);
+        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         out
     }
 }
