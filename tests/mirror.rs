@@ -31,7 +31,7 @@ fn backup(dev: &Device, args: &[&str]) -> String {
 }
 
 /// Sets up A's backups of its files folder and takes a snapshot.
-fn init_backups(dev: &Device) {
+pub(crate) fn init_backups(dev: &Device) {
     let pp = dev.dir.path().join("pp");
     std::fs::write(&pp, format!("{PASSPHRASE}\n")).unwrap();
     backup(dev, &["init", "--passphrase-file", pp.to_str().unwrap()]);
@@ -39,7 +39,7 @@ fn init_backups(dev: &Device) {
     backup(dev, &["run"]);
 }
 
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
     // Incompressible and deterministic: BLAKE3 in XOF mode.
     let mut out = vec![0u8; n];
     blake3::Hasher::new()
@@ -49,7 +49,7 @@ fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-fn device_id(dev: &Device) -> DeviceId {
+pub(crate) fn device_id(dev: &Device) -> DeviceId {
     DeviceId::of_cert(&std::fs::read(dev.data_dir().join("identity/cert.der")).unwrap())
 }
 
@@ -70,11 +70,11 @@ fn packs_in(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-fn own_packs(dev: &Device) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn own_packs(dev: &Device) -> BTreeMap<String, Vec<u8>> {
     packs_in(&dev.data_dir().join("repo/packs"))
 }
 
-fn held_packs(holder: &Device, owner: DeviceId) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn held_packs(holder: &Device, owner: DeviceId) -> BTreeMap<String, Vec<u8>> {
     packs_in(
         &holder
             .data_dir()
@@ -85,7 +85,12 @@ fn held_packs(holder: &Device, owner: DeviceId) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// Waits until the holder has every pack of the owner, intact.
-async fn wait_mirrored(owner: &Device, holder: &Device, owner_id: DeviceId, within: Duration) {
+pub(crate) async fn wait_mirrored(
+    owner: &Device,
+    holder: &Device,
+    owner_id: DeviceId,
+    within: Duration,
+) {
     let start = Instant::now();
     loop {
         let (mine, theirs) = (own_packs(owner), held_packs(holder, owner_id));
@@ -109,14 +114,19 @@ fn tail(log: &str) -> String {
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
-fn between<'a>(body: &'a str, start: &str, end: &str) -> Option<&'a str> {
+pub(crate) fn between<'a>(body: &'a str, start: &str, end: &str) -> Option<&'a str> {
     let from = body.find(start)? + start.len();
     let len = body[from..].find(end)?;
     Some(&body[from..from + len])
 }
 
 /// A shows a code, B enters it. Returns the code.
-async fn pair(shower: &mut Client, joiner: &mut Client, address: &str, replaces: bool) -> String {
+pub(crate) async fn pair(
+    shower: &mut Client,
+    joiner: &mut Client,
+    address: &str,
+    replaces: bool,
+) -> String {
     let page = shower
         .submit("/admin/peers", "/admin/peers/code", &[])
         .await;
@@ -137,7 +147,12 @@ async fn pair(shower: &mut Client, joiner: &mut Client, address: &str, replaces:
     code
 }
 
-async fn confirm(c: &mut Client, other: DeviceId, quota_gb: &str, replaces: Option<DeviceId>) {
+pub(crate) async fn confirm(
+    c: &mut Client,
+    other: DeviceId,
+    quota_gb: &str,
+    replaces: Option<DeviceId>,
+) {
     let page = c.get("/admin/peers").await;
     assert!(
         page.body.contains(&other.short()),
@@ -154,7 +169,7 @@ async fn confirm(c: &mut Client, other: DeviceId, quota_gb: &str, replaces: Opti
     assert_eq!(r.status, 303, "{}", r.body);
 }
 
-async fn mirror_now(c: &mut Client, peer: DeviceId) {
+pub(crate) async fn mirror_now(c: &mut Client, peer: DeviceId) {
     let r = c
         .submit(
             "/admin/peers",
@@ -184,7 +199,7 @@ fn all_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Joins A and B with a veth pair, starts both, and claims their admin
 /// pages.
-async fn start_both(a: &mut Device, b: &mut Device) -> (Link, Client, Client) {
+pub(crate) async fn start_both(a: &mut Device, b: &mut Device) -> (Link, Client, Client) {
     let link = Link::new(&a.ns, &b.ns);
     a.start(&link.a_ip);
     b.start(&link.b_ip);
@@ -196,7 +211,7 @@ async fn start_both(a: &mut Device, b: &mut Device) -> (Link, Client, Client) {
 
 /// Pairs A (showing the code) with B, and each admin confirms with the
 /// space (GB) it keeps for the other. Returns (A's ID, B's ID).
-async fn pair_and_confirm(
+pub(crate) async fn pair_and_confirm(
     (a, b): (&Device, &Device),
     (ca, cb): (&mut Client, &mut Client),
     (a_keeps, b_keeps): (&str, &str),
@@ -209,7 +224,7 @@ async fn pair_and_confirm(
 }
 
 /// Writes `count` incompressible files of `mib` MiB each into A's folder.
-fn fill_files(dev: &Device, count: u64, mib: usize, seed: u64) {
+pub(crate) fn fill_files(dev: &Device, count: u64, mib: usize, seed: u64) {
     std::fs::create_dir_all(dev.files_dir()).unwrap();
     for i in 0..count {
         std::fs::write(
@@ -221,7 +236,7 @@ fn fill_files(dev: &Device, count: u64, mib: usize, seed: u64) {
 }
 
 /// Polls `path` until it shows `needle`.
-async fn wait_for_page(c: &mut Client, path: &str, needle: &str, within: Duration) {
+pub(crate) async fn wait_for_page(c: &mut Client, path: &str, needle: &str, within: Duration) {
     let start = Instant::now();
     loop {
         let page = c.get(path).await.body;
@@ -522,78 +537,4 @@ async fn mirroring_converges_after_twenty_kills_and_a_cut_link() {
     link.set_up(&a.ns, true);
     mirror_now(&mut ca, idb).await;
     wait_mirrored(&a, &b, ida, Duration::from_secs(120)).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn hearths_find_each_other_on_the_lan_and_pair_from_the_list() {
-    let mut a = Device::new("Alpha", "");
-    let mut b = Device::new("Beta", "");
-    let (_link, mut ca, mut cb) = start_both(&mut a, &mut b).await;
-    let (ida, idb) = (device_id(&a), device_id(&b));
-
-    // Each lists the other (by name, fingerprint and peer address), never
-    // itself.
-    let listing = |id: DeviceId, addr: &str| {
-        format!(
-            "<code>{}</code> at {addr} · <a href=\"/admin/peers/join?address={}#join\">",
-            id.short(),
-            addr.replace(':', "%3A")
-        )
-    };
-    wait_for_page(
-        &mut cb,
-        "/admin/peers",
-        &listing(ida, &a.peer_addr),
-        Duration::from_secs(30),
-    )
-    .await;
-    wait_for_page(
-        &mut ca,
-        "/admin/peers",
-        &listing(idb, &b.peer_addr),
-        Duration::from_secs(30),
-    )
-    .await;
-    for (c, own) in [(&mut ca, ida), (&mut cb, idb)] {
-        let page = c.get("/admin/peers").await.body;
-        let list = between(&page, "id=\"nearby\">", "</ul>").expect("a list");
-        assert!(!list.contains(&own.short()), "lists itself: {list}");
-    }
-
-    // `hearth discover`, run beside B's service, lists both (it announces
-    // nothing itself).
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &b.ns.name, crate::util::HEARTH])
-        .args(["discover", "--seconds", "3"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
-    for (name, id, addr) in [("Alpha", ida, &a.peer_addr), ("Beta", idb, &b.peer_addr)] {
-        assert!(
-            text.contains(&format!("{name}\t{}\t{addr}\n", id.short())),
-            "{name} missing: {text}"
-        );
-    }
-    assert_eq!(text.lines().count(), 2, "{text}");
-
-    // B's admin picks A from the list: the Join form comes back filled in,
-    // and pairing with A's code through that address works.
-    let link = format!(
-        "/admin/peers/join?address={}",
-        a.peer_addr.replace(':', "%3A")
-    );
-    let form = cb.get(&link).await.body;
-    assert!(
-        form.contains(&format!("name=\"address\" value=\"{}\"", a.peer_addr)),
-        "the address is filled in: {form}"
-    );
-    pair(&mut ca, &mut cb, &a.peer_addr, false).await;
-    confirm(&mut ca, idb, "1", None).await;
-    confirm(&mut cb, ida, "1", None).await;
-
-    // Paired devices are no longer offered for joining.
-    let page = cb.get("/admin/peers").await.body;
-    assert!(!page.contains("id=\"nearby\""), "{page}");
-    assert!(page.contains("id=\"nearby-none\""), "{page}");
 }

@@ -49,6 +49,9 @@ mod netns;
 /// Two real devices: pairing, mirroring, proof of storage, recovery.
 mod mirror;
 
+/// Two devices on one LAN: mDNS discovery, mirroring after a backup.
+mod mirror_lan;
+
 /// The hotspot board and the captive portal.
 mod board;
 
