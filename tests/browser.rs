@@ -171,17 +171,32 @@ pub async fn appears(b: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("{css} never appeared: {e}"));
 }
 
-/// The page's main text, once the page has one: after a click the next
-/// page may still be loading.
+/// The page's main text, once the page has one (see [`text_of`]).
 pub async fn text(b: &Client) -> String {
-    b.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("main"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    text_of(b, "main").await
+}
+
+/// The text of the element `css`, waiting for it to appear. After a click
+/// the next page may still be loading, and an element found on the old page
+/// goes stale when the new one replaces it before its text is read (seen in
+/// CI), so both steps are retried until the text is read from one page.
+pub async fn text_of(b: &Client, css: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = b
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"));
+        match found.text().await {
+            Ok(text) => return text,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "cannot read {css}: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 pub async fn shot(b: &Client, name: &str) {

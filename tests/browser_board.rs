@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
 
-use crate::browser::{Driver, arrive, assert_fits, click, fill, shot, text};
+use crate::browser::{Driver, arrive, assert_fits, click, fill, shot, text, text_of};
 use crate::util::TestServer;
 
 async fn join(b: &Client, url: &str, name: &str) {
@@ -66,13 +66,7 @@ async fn posts_appear_live_in_another_browser_within_a_second() {
     click(&b, ".thread form.reply button[type=submit]").await;
     let took = shows(&a, "I'll bring bread", Duration::from_secs(1)).await;
     println!("Ben's reply appeared in Ana's browser after {took:?}");
-    let nested = a
-        .find(Locator::Css(".thread .replies .post.reply"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let nested = text_of(&a, ".thread .replies .post.reply").await;
     assert!(nested.contains("I'll bring bread"), "{nested}");
     shot(&a, "phone-360-9-board-ana").await;
     shot(&b, "phone-360-10-board-ben").await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 
-use crate::browser::{Driver, arrive, assert_fits, click, fill, shot, text};
+use crate::browser::{Driver, arrive, assert_fits, click, fill, shot, text, text_of};
 use crate::netns::{Device, Link};
 
 async fn claim(b: &Client, url: &str) {
@@ -15,18 +15,6 @@ async fn claim(b: &Client, url: &str) {
     fill(b, "#confirm", "a very good password").await;
     click(b, "form button[type=submit]").await;
     arrive(b, "/admin").await;
-}
-
-/// The text of the element `css`, waiting for it to appear.
-async fn text_of(b: &Client, css: &str) -> String {
-    b.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 async fn confirm(b: &Client, url: &str, other: &str) {
