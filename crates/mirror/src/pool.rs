@@ -4,14 +4,17 @@
 //! peak memory), so every fresh megabyte buffer is a new mapping that the
 //! kernel must fault in and zero, then unmap. Profiling a mirror run showed
 //! that work (page faults, `clear_page`, `unmap_page_range`) beside the
-//! cipher on both sides. Buffers here are handed back after use and taken
-//! again for the next piece, so a transfer touches the same pages.
+//! cipher on both sides. The sender reads packs into buffers from here,
+//! which come back when hyper has written them, so a transfer touches the
+//! same pages. (The holder avoids the problem differently: it passes hyper's
+//! own frames on, and caps hyper's read buffers below the threshold.)
 
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-/// Size of one piece read from a pack or handed to the writing thread.
+/// Size of one piece read from a pack; the holder hands frames to its
+/// writing thread in batches of about this size too.
 pub(crate) const PIECE: usize = 256 * 1024;
 /// Buffers kept for reuse; more in flight at once are simply freed.
 const KEEP: usize = 32;
