@@ -125,19 +125,8 @@ async fn run(
         .mirror
         .start(tokio::net::TcpListener::from_std(peer_listener)?)?;
     // Each finished backup or prune starts a mirror run.
-    let (jobs, mirror) = (state.jobs.clone(), state.mirror.clone());
-    tokio::spawn(async move {
-        let mut seen = jobs.status().changes;
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
-        loop {
-            tick.tick().await;
-            let now = jobs.status().changes;
-            if now != seen {
-                seen = now;
-                mirror.sync_now();
-            }
-        }
-    });
+    let mirror = state.mirror.clone();
+    state.jobs.on_change(move || mirror.sync_now());
     // An unkept hotspot change is undone when its window passes.
     let hotspot = state.hotspot.clone();
     tokio::spawn(async move {

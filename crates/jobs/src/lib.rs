@@ -85,6 +85,35 @@ struct Inner {
     commands: Mutex<mpsc::Sender<Command>>,
     status: Arc<Mutex<Status>>,
     restores: restore::Registry,
+    on_change: Listeners,
+}
+
+/// Called after each finished backup or prune (the repository changed).
+#[derive(Clone, Default)]
+pub(crate) struct Listeners(Arc<Mutex<Vec<Listener>>>);
+
+type Listener = Box<dyn Fn() + Send + Sync>;
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listeners").finish_non_exhaustive()
+    }
+}
+
+impl Listeners {
+    fn add(&self, f: Listener) {
+        if let Ok(mut l) = self.0.lock() {
+            l.push(f);
+        }
+    }
+
+    pub(crate) fn call(&self) {
+        if let Ok(l) = self.0.lock() {
+            for f in l.iter() {
+                f();
+            }
+        }
+    }
 }
 
 impl Jobs {
@@ -93,8 +122,13 @@ impl Jobs {
     pub fn start(paths: Paths, debounce: Duration) -> Jobs {
         let (tx, rx) = mpsc::channel();
         let status = Arc::new(Mutex::new(Status::default()));
-        let scheduler =
-            scheduler::Scheduler::new(paths.clone(), tx.clone(), status.clone(), debounce);
+        let on_change = Listeners::default();
+        let scheduler = scheduler::Scheduler::new(
+            paths.clone(),
+            tx.clone(),
+            (status.clone(), on_change.clone()),
+            debounce,
+        );
         let spawned = std::thread::Builder::new()
             .name("backup-scheduler".into())
             .spawn(move || scheduler.run(rx));
@@ -107,8 +141,15 @@ impl Jobs {
                 commands: Mutex::new(tx),
                 status,
                 restores: restore::Registry::default(),
+                on_change,
             }),
         }
+    }
+
+    /// Calls `f` on the scheduler's thread after each finished backup or
+    /// prune, e.g. to start a mirror run at once. Keep it quick.
+    pub fn on_change(&self, f: impl Fn() + Send + Sync + 'static) {
+        self.inner.on_change.add(Box::new(f));
     }
 
     pub fn paths(&self) -> &Paths {

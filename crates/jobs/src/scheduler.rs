@@ -14,7 +14,7 @@ use notify_debouncer_mini::{
     notify::{RecommendedWatcher, RecursiveMode},
 };
 
-use crate::{Command, Paths, Status};
+use crate::{Command, Listeners, Paths, Status};
 
 /// The first scheduled pass waits this long after start, so a booting Pi
 /// serves its pages before it starts reading disks.
@@ -27,6 +27,7 @@ pub(crate) struct Scheduler {
     /// For the watcher's callback, which queues backups like anyone else.
     commands: mpsc::Sender<Command>,
     status: Arc<Mutex<Status>>,
+    on_change: Listeners,
     debounce: Duration,
     settings: Settings,
     sources: Arc<Mutex<Vec<PathBuf>>>,
@@ -37,13 +38,14 @@ impl Scheduler {
     pub(crate) fn new(
         paths: Paths,
         commands: mpsc::Sender<Command>,
-        status: Arc<Mutex<Status>>,
+        (status, on_change): (Arc<Mutex<Status>>, Listeners),
         debounce: Duration,
     ) -> Scheduler {
         Scheduler {
             paths,
             commands,
             status,
+            on_change,
             debounce,
             settings: Settings::default(),
             sources: Arc::default(),
@@ -107,9 +109,19 @@ impl Scheduler {
         self.sources.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// Updates the status; when `changes` moved, tells the listeners
+    /// (outside the status lock).
     fn set_status(&self, f: impl FnOnce(&mut Status)) {
-        if let Ok(mut s) = self.status.lock() {
-            f(&mut s);
+        let changed = match self.status.lock() {
+            Ok(mut s) => {
+                let before = s.changes;
+                f(&mut s);
+                s.changes != before
+            }
+            Err(_) => false,
+        };
+        if changed {
+            self.on_change.call();
         }
     }
 
