@@ -1,4 +1,4 @@
-use crate::util::{TestServer, run_hearth};
+use crate::util::{TestServer, run_backup};
 
 /// The dashboard's backup card follows the catalogue: nothing before the
 /// first backup, then the last snapshot and the repository size.
@@ -17,16 +17,8 @@ async fn dashboard_shows_the_last_backup_and_repository_size() {
     let src = server.dir.path().join("photos");
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("cat.jpg"), vec![7u8; 100_000]).unwrap();
-    let base = [
-        "--config",
-        cfg.to_str().unwrap(),
-        "backup",
-        "--data",
-        data.to_str().unwrap(),
-    ];
     let hearth = |args: &[&str]| {
-        let all: Vec<&str> = base.iter().chain(args).copied().collect();
-        let (code, _, err) = run_hearth(&all, &[]);
+        let (code, _, err) = run_backup(&cfg, &data, args);
         assert_eq!(code, 0, "{args:?}: {err}");
     };
     hearth(&["init", "--passphrase-file", pp.to_str().unwrap()]);

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use crate::util::run_hearth;
+use crate::util::run_backup;
 
 pub const PASSPHRASE: &str = "a long recovery passphrase";
 
@@ -48,17 +48,7 @@ impl Lab {
 
     /// `hearth backup --data DATA ARGS...`
     pub fn hearth(&self, args: &[&str]) -> (i32, String, String) {
-        let cfg = self.path("hearth.toml");
-        let data = self.data();
-        let mut all = vec![
-            "--config",
-            cfg.to_str().unwrap(),
-            "backup",
-            "--data",
-            data.to_str().unwrap(),
-        ];
-        all.extend_from_slice(args);
-        run_hearth(&all, &[])
+        run_backup(&self.path("hearth.toml"), &self.data(), args)
     }
 
     pub fn ok(&self, args: &[&str]) -> String {

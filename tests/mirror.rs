@@ -8,7 +8,7 @@ use hearth_mirror::DeviceId;
 
 use crate::{
     netns::{Device, Link},
-    util::{Client, run_hearth},
+    util::{Client, run_backup},
 };
 
 const PASSPHRASE: &str = "a long recovery passphrase";
@@ -16,16 +16,7 @@ const PASSPHRASE: &str = "a long recovery passphrase";
 const SECRET: &str = "the-plaintext-B-must-never-see-7f3a9c";
 
 fn backup(dev: &Device, args: &[&str]) -> String {
-    let (cfg, data) = (dev.config_path(), dev.data_dir());
-    let mut all = vec![
-        "--config",
-        cfg.to_str().unwrap(),
-        "backup",
-        "--data",
-        data.to_str().unwrap(),
-    ];
-    all.extend_from_slice(args);
-    let (code, out, err) = run_hearth(&all, &[]);
+    let (code, out, err) = run_backup(&dev.config_path(), &dev.data_dir(), args);
     assert_eq!(code, 0, "hearth backup {args:?}: {err}");
     out
 }

@@ -190,6 +190,19 @@ pub fn run_hearth(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) 
     )
 }
 
+/// `hearth --config CONFIG backup --data DATA ARGS...` to completion.
+pub fn run_backup(config: &Path, data: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec![
+        "--config",
+        config.to_str().unwrap(),
+        "backup",
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    run_hearth(&all, &[])
+}
+
 /// What a response looked like, read in full.
 #[derive(Debug)]
 pub struct Page {

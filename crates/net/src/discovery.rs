@@ -51,15 +51,16 @@ pub struct Found {
     pub address: String,
 }
 
-/// The running announcer and browser. Dropping it stops both.
+/// The running announcer and browser, or why there is none. Dropping it
+/// stops both.
 #[derive(Debug)]
-pub struct Discovery {
-    inner: Option<Running>,
-    /// Why nothing is announced, for the Peers page.
-    off: Option<String>,
+pub enum Discovery {
+    Running(Running),
+    /// Nothing is announced or looked for; the reason is for the Peers page.
+    Off(String),
 }
 
-struct Running {
+pub struct Running {
     daemon: ServiceDaemon,
     found: Arc<Mutex<HashMap<String, Found>>>,
 }
@@ -84,10 +85,7 @@ impl Discovery {
             );
         }
         match Running::start(Some(&advert)) {
-            Ok(r) => Discovery {
-                inner: Some(r),
-                off: None,
-            },
+            Ok(r) => Discovery::Running(r),
             Err(e) => {
                 log::warn!("mDNS discovery is off: {e}");
                 Discovery::off("Looking for other Hearths failed to start; see the log.")
@@ -99,30 +97,27 @@ impl Discovery {
     /// discover`, run beside the service).
     pub fn listen() -> Result<Discovery, String> {
         Running::start(None)
-            .map(|r| Discovery {
-                inner: Some(r),
-                off: None,
-            })
+            .map(Discovery::Running)
             .map_err(|e| e.to_string())
     }
 
     /// Discovery that does nothing (tests, or a reason given above).
     pub fn off(why: &str) -> Discovery {
-        Discovery {
-            inner: None,
-            off: Some(why.to_string()),
-        }
+        Discovery::Off(why.to_string())
     }
 
     /// Why nothing is looked for, if so.
     pub fn why_off(&self) -> Option<&str> {
-        self.off.as_deref()
+        match self {
+            Discovery::Running(_) => None,
+            Discovery::Off(why) => Some(why),
+        }
     }
 
     /// The Hearths seen, by name, without `except` (our own ID and those
     /// already paired).
     pub fn found(&self, except: &[String]) -> Vec<Found> {
-        let Some(r) = &self.inner else {
+        let Discovery::Running(r) = self else {
             return Vec::new();
         };
         let map = r.found.lock().unwrap_or_else(|e| e.into_inner());
@@ -131,20 +126,18 @@ impl Discovery {
             .filter(|f| !except.iter().any(|e| e.eq_ignore_ascii_case(&f.id)))
             .cloned()
             .collect();
-        // One line per device, even if it was renamed (two adverts).
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        out.dedup_by(|a, b| a.id == b.id);
         out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        // One line per device, even if it was renamed (two adverts).
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|f| seen.insert(f.id.clone()));
         out
     }
 }
 
-impl Drop for Discovery {
+impl Drop for Running {
     fn drop(&mut self) {
-        if let Some(r) = &self.inner {
-            // Says goodbye on the network, so others drop us from their lists.
-            let _ = r.daemon.shutdown();
-        }
+        // Says goodbye on the network, so others drop us from their lists.
+        let _ = self.daemon.shutdown();
     }
 }
 
