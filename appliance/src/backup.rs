@@ -25,12 +25,13 @@ fn paths(config: &Config) -> Result<Paths, Failure> {
             config.data_dir.display()
         )
     })?;
-    let db = config.data_dir.join(hearth_store::DB_FILE);
+    let layout = config.data();
+    let db = layout.db();
     // Opening runs the migrations (and refuses a newer schema).
     hearth_store::Store::open(&db).map_err(|e| Failure::Runtime(e.into()))?;
     Ok(Paths {
-        repo: config.data_dir.join("repo"),
-        key: config.data_dir.join("backup.key"),
+        repo: layout.repo(),
+        key: layout.backup_key(),
         db,
     })
 }

@@ -94,7 +94,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             if let Some(dir) = data {
                 config.data_dir = dir;
             }
-            let db = config.data_dir.join(hearth_store::DB_FILE);
+            let db = config.data().db();
             if !db.exists() {
                 return Err(Failure::BadInput(format!(
                     "no database at {}; check data_dir or --data",

@@ -23,7 +23,7 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
     init_logging(level(config.log_level));
     raise_open_files();
     prepare_data_dir(&config)?;
-    let store = Store::open(&config.data_dir.join(hearth_store::DB_FILE))?;
+    let store = Store::open(&config.data().db())?;
     hearth_auth::reset_if_requested(&store, &config.boot_dir)?;
     hearth_auth::claim_preseeded(&store, &config.data_dir)?;
     // Made on the device at first start, never in the image.

@@ -114,7 +114,7 @@ impl Auth {
                 let inserted = tx.execute(
                     "INSERT INTO admin (id, password_hash, created_at) VALUES (1, ?1, ?2)
                      ON CONFLICT (id) DO NOTHING",
-                    (hash, sessions::now()),
+                    (hash, hearth_system::unix_now()),
                 )?;
                 if inserted == 0 {
                     return Err(AuthError::AlreadyClaimed);

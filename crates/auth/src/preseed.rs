@@ -52,7 +52,7 @@ pub fn claim_preseeded(store: &Store, data_dir: &Path) -> Result<Preseed, StoreE
                 c.execute(
                     "INSERT INTO admin (id, password_hash, created_at) VALUES (1, ?1, ?2)
                      ON CONFLICT (id) DO NOTHING",
-                    (hash, crate::sessions::now()),
+                    (hash, hearth_system::unix_now()),
                 )
                 .map_err(StoreError::from)
             })?;
@@ -69,7 +69,7 @@ pub fn claim_preseeded(store: &Store, data_dir: &Path) -> Result<Preseed, StoreE
     };
     // Committed first, removed second: a crash in between re-reads a hash
     // that then finds the account claimed, which changes nothing.
-    if let Err(e) = std::fs::remove_file(&file).and_then(|()| hearth_store::sync_parent(&file)) {
+    if let Err(e) = std::fs::remove_file(&file).and_then(|()| hearth_system::sync_parent(&file)) {
         log::error!(
             "could not remove {} ({e}); remove it by hand",
             file.display()

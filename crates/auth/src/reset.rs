@@ -32,7 +32,7 @@ pub fn reset_if_requested(store: &Store, boot_dir: &Path) -> Result<bool, StoreE
     );
     // The reset is committed before the file goes, so a crash in between
     // repeats a harmless reset instead of losing the request.
-    match std::fs::remove_file(&flag).and_then(|()| hearth_store::sync_parent(&flag)) {
+    match std::fs::remove_file(&flag).and_then(|()| hearth_system::sync_parent(&flag)) {
         Ok(()) => {}
         Err(e) => log::error!(
             "could not remove {} ({e}); remove it by hand, or the admin password is cleared at every start",

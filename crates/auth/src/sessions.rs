@@ -5,7 +5,8 @@
 //! once an hour so that browsing does not turn into a stream of fsyncs on
 //! the SD card.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use hearth_system::unix_now;
+use std::time::Duration;
 
 use hearth_store::rusqlite::{Connection, OptionalExtension};
 
@@ -51,15 +52,8 @@ impl SessionToken {
     }
 }
 
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 pub(crate) fn insert(c: &Connection, digest: &[u8; 32]) -> Result<(), AuthError> {
-    let now = now();
+    let now = unix_now();
     c.execute(
         "INSERT INTO sessions (token_hash, created_at, last_seen, expires_at) VALUES (?1, ?2, ?2, ?3)",
         (&digest[..], now, now + SESSION_LIFETIME.as_secs() as i64),
@@ -69,7 +63,7 @@ pub(crate) fn insert(c: &Connection, digest: &[u8; 32]) -> Result<(), AuthError>
 
 /// Returns whether the session is live, refreshing it when due.
 pub(crate) fn touch(c: &Connection, digest: &[u8; 32]) -> Result<bool, AuthError> {
-    let now = now();
+    let now = unix_now();
     let row: Option<(i64, i64)> = c
         .query_row(
             "SELECT last_seen, expires_at FROM sessions WHERE token_hash = ?1",
@@ -99,6 +93,6 @@ pub(crate) fn remove(c: &mut Connection, digest: &[u8; 32]) -> Result<(), AuthEr
 }
 
 pub(crate) fn purge_expired(c: &mut Connection) -> Result<(), hearth_store::StoreError> {
-    c.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now()])?;
+    c.execute("DELETE FROM sessions WHERE expires_at <= ?1", [unix_now()])?;
     Ok(())
 }

@@ -2,7 +2,7 @@ use super::*;
 
 fn setup() -> (tempfile::TempDir, Auth) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join(hearth_store::DB_FILE)).unwrap();
+    let store = Store::open(&dir.path().join("hearth.db")).unwrap();
     (dir, Auth::new(store).unwrap())
 }
 

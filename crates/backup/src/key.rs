@@ -113,7 +113,7 @@ impl Keys {
     /// Writes the plaintext key file with mode 0600, durably.
     pub(crate) fn save(&self, path: &Path) -> Result<(), BackupError> {
         let text = self.to_identity_file();
-        hearth_store::write_durably(path, text.expose_secret().as_bytes()).at(path)
+        hearth_system::write_durably(path, text.expose_secret().as_bytes()).at(path)
     }
 
     /// The key file encrypted under the recovery passphrase (age scrypt).

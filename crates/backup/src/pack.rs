@@ -216,10 +216,10 @@ impl PackWriter {
         let dir = dest.parent().unwrap_or(repo);
         if !dir.exists() {
             std::fs::create_dir_all(dir).at(dir)?;
-            hearth_store::sync_parent(dir).at(dir)?;
+            hearth_system::sync_parent(dir).at(dir)?;
         }
         std::fs::rename(&tmp, &dest).at(&dest)?;
-        hearth_store::sync_parent(&dest).at(&dest)?;
+        hearth_system::sync_parent(&dest).at(&dest)?;
         Ok(FinishedPack {
             name,
             size,

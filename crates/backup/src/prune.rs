@@ -17,6 +17,7 @@
 //! Prune refuses to delete anything if a snapshot's tree cannot be read,
 //! because it could not then know what is live.
 
+use hearth_system::unix_now;
 use std::collections::BTreeSet;
 
 use hearth_store::rusqlite::{Connection, params};
@@ -28,7 +29,6 @@ use crate::{
     error::{BackupError, IoContext},
     pack::{FinishedPack, PACK_TARGET, PackWriter},
     retention::{Decision, Retention},
-    run::now,
 };
 
 /// What a prune did.
@@ -152,7 +152,7 @@ impl Repo {
         for pack in &written {
             tx.execute(
                 "INSERT OR IGNORE INTO backup_packs (name, size, created_at) VALUES (?1, ?2, ?3)",
-                params![pack.name, pack.size as i64, now()],
+                params![pack.name, pack.size as i64, unix_now()],
             )?;
             let mut up = tx.prepare(
                 "UPDATE backup_chunks SET pack = ?2, zstd = ?3, offset = ?4, length = ?5
@@ -175,14 +175,14 @@ impl Repo {
             tx.execute("DELETE FROM backup_packs WHERE name = ?1", [name])?;
             tx.execute(
                 "INSERT OR IGNORE INTO backup_condemned (name, at) VALUES (?1, ?2)",
-                params![name, now()],
+                params![name, unix_now()],
             )?;
             report.bytes_freed += size;
         }
         for name in &orphans {
             tx.execute(
                 "INSERT OR IGNORE INTO backup_condemned (name, at) VALUES (?1, ?2)",
-                params![name, now()],
+                params![name, unix_now()],
             )?;
         }
         tx.execute(

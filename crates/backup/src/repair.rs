@@ -11,6 +11,7 @@
 //! Snapshots that were forgotten but not yet pruned come back: their blobs
 //! are still in the packs. Folders added for automatic backups are kept.
 
+use hearth_system::unix_now;
 use std::path::Path;
 
 use hearth_store::rusqlite::{Transaction, params};
@@ -20,7 +21,6 @@ use crate::{
     Keys, Repo,
     error::{BackupError, IoContext},
     pack::{Kind, PackReader, hash_file},
-    run::now,
     tree::SnapshotBlob,
 };
 
@@ -166,7 +166,7 @@ impl Repo {
         }
         tx.execute(
             "INSERT OR IGNORE INTO backup_packs (name, size, created_at) VALUES (?1, ?2, ?3)",
-            params![name, size as i64, now()],
+            params![name, size as i64, unix_now()],
         )?;
         let mut ins = tx.prepare_cached(
             "INSERT OR IGNORE INTO backup_chunks (id, pack, kind, zstd, offset, length, raw_length)

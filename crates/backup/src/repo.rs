@@ -205,7 +205,7 @@ pub(crate) fn store_err(e: hearth_store::StoreError) -> BackupError {
     }
 }
 
-/// Writes a small file durably (`hearth_store::write_durably`).
+/// Writes a small file durably (`hearth_system::write_durably`).
 pub(crate) fn write_durably(path: &Path, data: &[u8]) -> Result<(), BackupError> {
-    hearth_store::write_durably(path, data).at(path)
+    hearth_system::write_durably(path, data).at(path)
 }

@@ -7,6 +7,7 @@
 //! files are. Unchanged files (same size, mtime, ctime and inode as in the
 //! folder's previous snapshot) are not read at all.
 
+use hearth_system::unix_now;
 use std::{
     collections::{HashMap, HashSet},
     ffi::OsString,
@@ -216,7 +217,7 @@ impl Repo {
                 let mut conn = self.writer()?;
                 for (pack, trees) in fin_rx {
                     let done = pack.finish(&self.dir, &self.keys)?;
-                    record_pack(&mut conn, &done, &trees, now())?;
+                    record_pack(&mut conn, &done, &trees, unix_now())?;
                 }
                 Ok(())
             });
@@ -601,11 +602,4 @@ fn mtime_ns(md: &Metadata) -> i64 {
 /// Inode change time in nanoseconds, for change detection.
 fn ctime_ns(md: &Metadata) -> i64 {
     md.ctime() * 1_000_000_000 + md.ctime_nsec()
-}
-
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

@@ -1,5 +1,6 @@
 //! Checking a repository, and naming what any damage affects.
 
+use hearth_system::unix_now;
 use std::collections::{HashMap, HashSet};
 
 use hearth_store::rusqlite::params;
@@ -8,7 +9,6 @@ use crate::{
     Repo,
     error::BackupError,
     pack::{PackReader, hash_file, pack_path},
-    run::now,
     tree::NodeKind,
 };
 
@@ -74,7 +74,7 @@ impl Repo {
             for name in &verified {
                 tx.execute(
                     "UPDATE backup_packs SET verified_at = ?2 WHERE name = ?1",
-                    params![name, now()],
+                    params![name, unix_now()],
                 )?;
             }
             tx.commit()?;

@@ -3,12 +3,13 @@
 //! order. A page that reconnects (or a listener that fell behind the
 //! broadcast) is replayed from the table.
 
+use hearth_system::unix_now;
 use std::sync::Arc;
 
 use hearth_store::rusqlite::{Connection, params};
 use tokio::sync::broadcast;
 
-use crate::{Board, BoardError, Event, MAX_REPLAY, load_post, now};
+use crate::{Board, BoardError, Event, MAX_REPLAY, load_post};
 
 impl Board {
     /// Live events: subscribe first, then replay what was missed.
@@ -80,7 +81,7 @@ impl Board {
     ) -> Result<Arc<Event>, BoardError> {
         c.execute(
             "INSERT INTO board_events (board_id, kind, post_id, at) VALUES (?1, ?2, ?3, ?4)",
-            params![board, kind, post, now()],
+            params![board, kind, post, unix_now()],
         )?;
         Ok(Arc::new(Event {
             id: c.last_insert_rowid(),

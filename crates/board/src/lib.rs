@@ -11,6 +11,7 @@
 //! and that HTML goes to every listener: a thousand open phones cost one
 //! render per post.
 
+use hearth_system::unix_now;
 mod events;
 mod moderation;
 pub mod photo;
@@ -172,13 +173,6 @@ impl std::fmt::Debug for Board {
             .field("photos", &self.photos)
             .finish()
     }
-}
-
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 const POST_COLUMNS: &str =
@@ -493,7 +487,7 @@ impl Board {
                 c.execute(
                     "INSERT INTO board_guests (id, nickname, created_at) VALUES (?1, ?2, ?3)
                      ON CONFLICT (id) DO UPDATE SET nickname = excluded.nickname",
-                    params![gid, name, now()],
+                    params![gid, name, unix_now()],
                 )?;
                 Ok::<_, BoardError>(())
             })

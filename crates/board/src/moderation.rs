@@ -3,9 +3,10 @@
 //! same transaction as the change, so the log cannot miss one.
 
 use hearth_store::rusqlite::{Connection, Transaction, params};
+use hearth_system::unix_now;
 use serde::Serialize;
 
-use crate::{Board, BoardError, Landing, load_post, now, photo};
+use crate::{Board, BoardError, Landing, load_post, photo};
 
 /// One line of the moderation log.
 #[derive(Clone, Debug, Serialize)]
@@ -28,7 +29,7 @@ pub struct Ban {
 fn log(tx: &Transaction<'_>, action: &str, target: &str) -> Result<(), BoardError> {
     tx.execute(
         "INSERT INTO board_modlog (at, action, target) VALUES (?1, ?2, ?3)",
-        params![now(), action, target],
+        params![unix_now(), action, target],
     )?;
     Ok(())
 }
@@ -101,7 +102,7 @@ impl Board {
             tx.execute(
                 "INSERT INTO board_boards (name, position, created_at)
                  VALUES (?1, (SELECT coalesce(max(position), -1) + 1 FROM board_boards), ?2)",
-                params![name, now()],
+                params![name, unix_now()],
             )?;
             log(tx, "create board", &name)?;
             Ok(None)
@@ -283,7 +284,7 @@ impl Board {
             }
             tx.execute(
                 "INSERT INTO board_bans (guest_id, address, reason, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![guest, address, reason, now()],
+                params![guest, address, reason, unix_now()],
             )?;
             log(tx, "ban", &format!("{nickname} ({address}): {reason}"))?;
             Ok(None)

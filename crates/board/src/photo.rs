@@ -174,7 +174,7 @@ pub fn store(dir: &Path, cleaned: &Cleaned) -> Result<String, BoardError> {
         let mut f = std::fs::File::create(dir.join(&file)).map_err(io)?;
         f.write_all(data).and_then(|()| f.sync_all()).map_err(io)?;
     }
-    hearth_store::sync_parent(&dir.join(&name)).map_err(io)?;
+    hearth_system::sync_parent(&dir.join(&name)).map_err(io)?;
     Ok(name)
 }
 

@@ -2,6 +2,7 @@
 //! photo), then one transaction for the post and its event, then the
 //! broadcast. A refused post stores nothing, photo included.
 
+use hearth_system::unix_now;
 use std::{
     collections::HashMap,
     sync::Mutex,
@@ -10,7 +11,7 @@ use std::{
 
 use hearth_store::rusqlite::{OptionalExtension, params};
 
-use crate::{Board, BoardError, Post, load_post, now, photo};
+use crate::{Board, BoardError, Post, load_post, photo};
 
 /// Longest post body, in characters.
 pub const MAX_BODY: usize = 4000;
@@ -179,7 +180,7 @@ impl Board {
                         |r| r.get(0),
                     )?;
                     if let Some(last) = last {
-                        let wait = last + slow - now();
+                        let wait = last + slow - unix_now();
                         if wait > 0 {
                             return Err(BoardError::Refused {
                                 message: format!(
@@ -228,7 +229,7 @@ impl Board {
             .store
             .write(move |c| {
                 let tx = c.transaction()?;
-                let t = now();
+                let t = unix_now();
                 tx.execute(
                     "INSERT INTO board_posts
                      (board_id, parent_id, guest_id, nickname, body, photo, address, created_at, last_activity)

@@ -16,6 +16,9 @@ use std::{
 
 use serde::Deserialize;
 
+mod layout;
+pub use layout::DataDir;
+
 /// The documented default configuration file, printed by `hearth config`.
 pub const DEFAULT_FILE: &str = include_str!("default.toml");
 
@@ -123,6 +126,11 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The data folder and the names of what lives in it.
+    pub fn data(&self) -> DataDir {
+        DataDir::new(&self.data_dir)
+    }
+
     /// Loads the layered configuration.
     ///
     /// `explicit` is `--config FILE`: it must exist. Without it,

@@ -34,11 +34,12 @@ pub struct Paths {
 impl Paths {
     /// The standard layout under a data directory.
     pub fn under(data_dir: &Path) -> Paths {
+        let layout = hearth_config::DataDir::new(data_dir);
         Paths {
             data_dir: data_dir.to_path_buf(),
-            repo: data_dir.join("repo"),
-            key: data_dir.join("backup.key"),
-            db: data_dir.join(hearth_store::DB_FILE),
+            repo: layout.repo(),
+            key: layout.backup_key(),
+            db: layout.db(),
         }
     }
 

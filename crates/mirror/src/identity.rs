@@ -163,9 +163,9 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Ident
     }
 }
 
-/// `hearth_store::write_durably`, with the path in the error.
+/// `hearth_system::write_durably`, with the path in the error.
 pub(crate) fn write_durably(path: &Path, data: &[u8]) -> Result<(), IdentityError> {
-    hearth_store::write_durably(path, data).map_err(io("write", path))
+    hearth_system::write_durably(path, data).map_err(io("write", path))
 }
 
 #[cfg(test)]

@@ -144,8 +144,9 @@ impl std::fmt::Debug for Mirror {
 impl Mirror {
     /// The service over `store`, not yet serving or syncing.
     pub fn new(id: Identity, store: Store, settings: Settings, port: u16) -> Mirror {
-        let held_dir = settings.data_dir.join("mirror");
-        let repo = settings.data_dir.join("repo");
+        let layout = hearth_config::DataDir::new(&settings.data_dir);
+        let held_dir = layout.mirror();
+        let repo = layout.repo();
         let bandwidth = AtomicU64::new(settings.bandwidth);
         Mirror(Arc::new(Inner {
             id,
@@ -250,14 +251,6 @@ impl Mirror {
     pub(crate) fn repo(&self) -> &Path {
         &self.0.repo
     }
-}
-
-/// Seconds since the epoch.
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// A pack name: 64 lowercase hex digits (BLAKE3 of the ciphertext).

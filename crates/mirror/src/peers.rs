@@ -1,9 +1,10 @@
 //! The peer list and the admin's decisions about it.
 
 use hearth_store::rusqlite::{OptionalExtension, Row, params};
+use hearth_system::unix_now;
 use serde::Serialize;
 
-use crate::{DeviceId, Mirror, MirrorError, now};
+use crate::{DeviceId, Mirror, MirrorError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum PeerState {
@@ -127,7 +128,7 @@ impl Mirror {
                      VALUES (?1, ?2, ?3, 'proposed', ?4, CASE WHEN ?5 THEN '' END)
                      ON CONFLICT (device) DO UPDATE SET name = excluded.name,
                         address = CASE WHEN excluded.address = '' THEN address ELSE excluded.address END",
-                    params![device.to_hex(), name, address, now(), replaces],
+                    params![device.to_hex(), name, address, unix_now(), replaces],
                 )?;
                 Ok::<_, MirrorError>(())
             })
@@ -226,7 +227,7 @@ impl Mirror {
                 ));
             }
             std::fs::rename(&from, &to)?;
-            hearth_store::sync_parent(&to)?;
+            hearth_system::sync_parent(&to)?;
         }
         self.0
             .store
@@ -268,7 +269,7 @@ impl Mirror {
                 match &error {
                     None => c.execute(
                         "UPDATE mirror_peers SET last_seen = ?2, last_error = NULL WHERE device = ?1",
-                        params![device.to_hex(), now()],
+                        params![device.to_hex(), unix_now()],
                     )?,
                     Some(e) => c.execute(
                         "UPDATE mirror_peers SET last_error = ?2 WHERE device = ?1",

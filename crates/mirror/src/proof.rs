@@ -1,6 +1,7 @@
 //! Proof of storage, the owner's side: a fresh nonce and a random sample of
 //! the packs a peer holds for us, checked against our own copies.
 
+use hearth_system::unix_now;
 use std::collections::HashMap;
 
 use hearth_store::rusqlite::params;
@@ -9,7 +10,6 @@ use hyper::Method;
 use crate::{
     DeviceId, Mirror, MirrorError,
     client::{self, Conn},
-    now,
     sync::pack_path,
     transfer::{Challenge, Proof, proof_of},
 };
@@ -120,7 +120,13 @@ impl Mirror {
                 tx.execute(
                     "INSERT INTO mirror_proofs (peer, at, checked, failed, detail)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![peer.to_hex(), now(), checked as i64, nfailed as i64, detail],
+                    params![
+                        peer.to_hex(),
+                        unix_now(),
+                        checked as i64,
+                        nfailed as i64,
+                        detail
+                    ],
                 )?;
                 tx.commit()?;
                 Ok::<_, MirrorError>(())

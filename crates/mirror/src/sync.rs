@@ -3,6 +3,7 @@
 //! longer have, proving the peer still holds what it claims, and pulling
 //! everything back after a disaster.
 
+use hearth_system::unix_now;
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     path::{Path, PathBuf},
@@ -18,7 +19,7 @@ use hyper::Method;
 use crate::{
     DeviceId, META_FILES, Mirror, MirrorError, Peer, PeerState,
     client::{self, Conn, full},
-    is_pack_name, now,
+    is_pack_name,
     pairing::Joiner,
     server::{Hello, Names, PairConfirm, PairReply, PairRequest},
     transfer::{Received, Scheduled},
@@ -252,7 +253,7 @@ impl Mirror {
         let due = p
             .last_proof
             .as_ref()
-            .is_none_or(|(at, ..)| now() - at >= self.0.settings.prove_every.as_secs() as i64);
+            .is_none_or(|(at, ..)| unix_now() - at >= self.0.settings.prove_every.as_secs() as i64);
         if due {
             self.prove_with(&mut conn, p.device).await?;
         }
@@ -396,7 +397,7 @@ impl Mirror {
                         "DELETE FROM mirror_resend WHERE peer = ?1 AND name = ?2",
                     )?;
                     for (n, s) in &packs {
-                        ins.execute(params![peer.to_hex(), n, *s as i64, now()])?;
+                        ins.execute(params![peer.to_hex(), n, *s as i64, unix_now()])?;
                         done.execute(params![peer.to_hex(), n])?;
                     }
                 }

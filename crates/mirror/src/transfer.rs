@@ -2,6 +2,7 @@
 //! downloads for disaster recovery, the repository's key files, deletions
 //! with a grace period, and proof-of-storage answers.
 
+use hearth_system::unix_now;
 use std::{
     io::Read,
     path::{Path as FsPath, PathBuf},
@@ -19,7 +20,7 @@ use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    DeviceId, META_FILES, Mirror, MirrorError, is_pack_name, now,
+    DeviceId, META_FILES, Mirror, MirrorError, is_pack_name,
     server::{ApiError, Names, PeerCert, bad, confirmed},
 };
 
@@ -50,7 +51,7 @@ impl Mirror {
                         "SELECT owner, name FROM mirror_held
                          WHERE delete_after IS NOT NULL AND delete_after <= ?1",
                     )?
-                    .query_map([now()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .query_map([unix_now()], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<Result<_, _>>()?;
                 Ok::<_, MirrorError>(rows)
             })
@@ -61,7 +62,7 @@ impl Mirror {
             };
             let path = self.pack_file(id, name);
             match std::fs::remove_file(&path) {
-                Ok(()) => hearth_store::sync_parent(&path)?,
+                Ok(()) => hearth_system::sync_parent(&path)?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
@@ -335,14 +336,14 @@ impl Mirror {
             std::fs::create_dir_all(dir)?;
         }
         std::fs::rename(&part, &dest)?;
-        hearth_store::sync_parent(&dest)?;
+        hearth_system::sync_parent(&dest)?;
         let (o, n) = (owner.to_hex(), name.to_string());
         self.0.store.write_now(move |c| {
             c.execute(
                 "INSERT INTO mirror_held (owner, name, size, received_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (owner, name) DO UPDATE SET size = excluded.size,
                     received_at = excluded.received_at, delete_after = NULL",
-                params![o, n, size as i64, now()],
+                params![o, n, size as i64, unix_now()],
             )?;
             Ok(())
         })?;
@@ -437,7 +438,7 @@ pub(crate) async fn delete(
     Json(req): Json<Names>,
 ) -> Result<Json<Scheduled>, ApiError> {
     confirmed(&m, &peer).await?;
-    let after = now() + m.0.settings.grace.as_secs() as i64;
+    let after = unix_now() + m.0.settings.grace.as_secs() as i64;
     let owner = peer.id.to_hex();
     let scheduled =
         m.0.store

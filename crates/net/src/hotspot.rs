@@ -338,10 +338,10 @@ fn nmcli(args: &[&str]) -> Result<String, Nmcli> {
 }
 
 /// The old settings, passphrase included: owner-only, durable before
-/// anything changes (`hearth_store::write_durably`).
+/// anything changes (`hearth_system::write_durably`).
 fn write_atomically(path: &Path, old: &Settings) -> Result<(), HotspotError> {
     let json = serde_json::to_vec(old).map_err(|e| HotspotError::Internal(e.to_string()))?;
-    hearth_store::write_durably(path, &json)
+    hearth_system::write_durably(path, &json)
         .map_err(|e| HotspotError::Internal(format!("{}: {e}", path.display())))
 }
 

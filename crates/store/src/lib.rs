@@ -21,9 +21,6 @@ use rusqlite_migration::{M, Migrations};
 
 pub use rusqlite;
 
-/// The file name of the database inside the data directory.
-pub const DB_FILE: &str = "hearth.db";
-
 /// Every migration, in order. Append only; never edit a landed entry.
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0001_spine.sql")),
@@ -216,52 +213,19 @@ pub fn backup(db: &Path, dest: &Path) -> Result<(), StoreError> {
     }
     let conn = open_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     check_not_too_new(db, &conn)?;
-    let tmp = temp_sibling(dest);
+    let tmp = hearth_system::files::temp_sibling(dest);
     let _ = std::fs::remove_file(&tmp);
     let result = (|| {
         conn.execute("VACUUM INTO ?1", [tmp.to_string_lossy().as_ref()])?;
         std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, dest)?;
-        sync_parent(dest)?;
+        hearth_system::sync_parent(dest)?;
         Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
-}
-
-fn temp_sibling(dest: &Path) -> PathBuf {
-    let mut name = dest.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
-    dest.with_file_name(name)
-}
-
-/// Writes a small file so that after a crash it is either the old one or
-/// the whole new one: an owner-only temporary file beside it, fsync,
-/// rename, fsync the folder.
-pub fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::{io::Write, os::unix::fs::OpenOptionsExt};
-    let tmp = temp_sibling(path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    sync_parent(path)
-}
-
-/// Fsyncs the directory holding `path`, so a rename in it is durable.
-pub fn sync_parent(path: &Path) -> std::io::Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(parent)?.sync_all()
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {

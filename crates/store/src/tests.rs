@@ -9,7 +9,7 @@ fn migrations_are_valid() {
 fn opens_in_wal_mode_with_private_permissions() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(DB_FILE);
+    let path = dir.path().join("hearth.db");
     let store = Store::open(&path).unwrap();
     let mode: String = store
         .write_now(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
@@ -22,7 +22,7 @@ fn opens_in_wal_mode_with_private_permissions() {
 #[test]
 fn too_new_database_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(DB_FILE);
+    let path = dir.path().join("hearth.db");
     Connection::open(&path)
         .unwrap()
         .pragma_update(None, "user_version", 999)
@@ -38,7 +38,7 @@ fn too_new_database_is_refused() {
 #[test]
 fn backup_is_complete_and_refuses_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(DB_FILE);
+    let path = dir.path().join("hearth.db");
     let store = Store::open(&path).unwrap();
     store
         .write_now(|c| {
@@ -62,7 +62,7 @@ fn backup_is_complete_and_refuses_to_overwrite() {
 #[tokio::test]
 async fn reads_see_committed_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join(DB_FILE)).unwrap();
+    let store = Store::open(&dir.path().join("hearth.db")).unwrap();
     store
         .write(|c| {
             c.execute("INSERT INTO settings VALUES ('a', x'02')", [])?;

@@ -11,6 +11,16 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+/// Whole seconds since the Unix epoch by the system clock, as stored in
+/// every timestamp column; 0 if the clock reads before 1970 (a Pi that lost
+/// its time), which sorts first rather than failing the write.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// Why the clock could not be set.
 #[derive(Debug, thiserror::Error)]
 pub enum ClockError {

@@ -36,8 +36,9 @@ pub(crate) async fn dashboard(
     jar: CookieJar,
 ) -> Result<Response, WebError> {
     let dir = state.data_dir.clone();
+    let db = state.jobs.paths().db.clone();
     let (health, backups) = tokio::task::spawn_blocking(move || {
-        let backups = hearth_backup::summary(&dir.join("hearth.db"));
+        let backups = hearth_backup::summary(&db);
         (Health::read(&dir), backups)
     })
     .await

@@ -233,7 +233,7 @@ async fn save(state: &AppState, mut field: Field<'_>) -> Result<(), WebError> {
         drop(f);
         let dest = free_name(&dir, &name);
         std::fs::rename(&tmp, &dest)?;
-        hearth_store::sync_parent(&dest)?;
+        hearth_system::sync_parent(&dest)?;
         Ok(dest)
     };
     let dest = tokio::task::spawn_blocking(finish)
