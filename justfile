@@ -12,8 +12,17 @@ run:
 test-all:
     scripts/test
 
-# Everything CI checks, assuming the tools are installed.
-check: lint test arm64-smoke lint-image
+# The aarch64 release build runs while the test binaries run (they mostly
+# wait on sockets and timers), then its smoke check and the image lint use it.
+
+# Everything CI checks, assuming the tools are installed (the README's test command runs this).
+check: tools lint
+    scripts/run-tests --beside "just build-arm64"
+    just arm64-smoke lint-image
+
+# Name any tool from scripts/tools that is missing, with its package (seconds).
+tools:
+    scripts/check-tools test arm64
 
 # Formatting and lints exactly as CI enforces them.
 lint:
@@ -22,9 +31,13 @@ lint:
 
 # Unit and integration tests, the headless Chromium test included.
 test:
-    cargo test --workspace --locked
+    scripts/run-tests
 
-# Install the host tools for development and tests (Chromium, cross tools, just).
+# scripts/test in a clean Debian 12 root (mmdebstrap), as a new user meets it; prints its wall time (root).
+fresh-check:
+    scripts/fresh-check
+
+# Install the host tools for development and tests (every line of scripts/tools in groups test and arm64).
 deps:
     scripts/bootstrap all
 
