@@ -11,6 +11,7 @@
 //! The format is specified in `docs/backup-format.md`.
 
 mod chunks;
+mod compress;
 mod error;
 mod export;
 #[doc(hidden)]
@@ -28,6 +29,7 @@ mod sources;
 mod summary;
 mod tree;
 mod verify;
+mod walk;
 
 pub use error::BackupError;
 pub use export::Archive;
@@ -38,12 +40,13 @@ pub use repair::RepairReport;
 pub use repo::{Repo, Snapshot};
 pub use restore::{Progress, RestoreReport};
 pub use retention::{Decision, Retention};
-pub use run::{RunReport, is_temporary};
+pub use run::RunReport;
 pub use settings::Settings;
 pub use sources::{add_source, remove_source, sources};
 pub use summary::{Summary, summary};
 pub use tree::{Node, NodeKind, Tree};
 pub use verify::{Damage, VerifyMode, VerifyReport};
+pub use walk::is_temporary;
 
 /// FastCDC sizes: 512 KiB minimum, 2 MiB average, 8 MiB maximum.
 pub const CHUNK_MIN: usize = 512 * 1024;

@@ -9,7 +9,12 @@ use std::sync::Arc;
 use hearth_store::rusqlite::{Connection, params};
 use tokio::sync::broadcast;
 
-use crate::{Board, BoardError, Event, MAX_REPLAY, load_post};
+use crate::{
+    Board,
+    error::BoardError,
+    model::{Event, MAX_REPLAY},
+    rows::load_post,
+};
 
 impl Board {
     /// Live events: subscribe first, then replay what was missed.

@@ -4,27 +4,14 @@
 
 use hearth_store::rusqlite::{Connection, Transaction, params};
 use hearth_system::unix_now;
-use serde::Serialize;
 
-use crate::{Board, BoardError, Landing, load_post, photo};
-
-/// One line of the moderation log.
-#[derive(Clone, Debug, Serialize)]
-pub struct LogEntry {
-    pub at: i64,
-    pub action: String,
-    pub target: String,
-}
-
-/// A ban: a guest id, an address, or both.
-#[derive(Clone, Debug, Serialize)]
-pub struct Ban {
-    pub id: i64,
-    pub guest_id: Option<String>,
-    pub address: Option<String>,
-    pub reason: String,
-    pub created_at: i64,
-}
+use crate::{
+    Board,
+    error::BoardError,
+    model::{Ban, Landing, LogEntry},
+    photo,
+    rows::load_post,
+};
 
 fn log(tx: &Transaction<'_>, action: &str, target: &str) -> Result<(), BoardError> {
     tx.execute(

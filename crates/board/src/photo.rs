@@ -7,7 +7,7 @@ use std::{io::Cursor, path::Path};
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
-use crate::BoardError;
+use crate::error::BoardError;
 
 /// Largest accepted upload.
 pub const MAX_PHOTO_BYTES: usize = 10 * 1024 * 1024;

@@ -3,35 +3,21 @@
 //! broadcast. A refused post stores nothing, photo included.
 
 use hearth_system::unix_now;
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
 
 use hearth_store::rusqlite::{OptionalExtension, params};
 
-use crate::{Board, BoardError, Post, load_post, photo};
+use crate::{
+    Board,
+    error::BoardError,
+    model::{NewPost, Post},
+    photo,
+    rows::load_post,
+};
 
 /// Longest post body, in characters.
 pub const MAX_BODY: usize = 4000;
 /// Longest nickname, in characters.
 pub const MAX_NICKNAME: usize = 32;
-
-/// A post as submitted.
-#[derive(Debug, Default)]
-pub struct NewPost {
-    pub board: i64,
-    /// The thread replied to, if a reply.
-    pub parent: Option<i64>,
-    /// The guest's cookie id; `None` for the admin.
-    pub guest: Option<String>,
-    pub nickname: String,
-    pub address: String,
-    pub body: String,
-    /// Photo bytes and the type the upload claimed (from name or MIME).
-    pub photo: Option<(Vec<u8>, Option<photo::Kind>)>,
-}
 
 /// Checks a nickname: trimmed, 1 to 32 characters, no control or
 /// invisible characters, and not pretending to be the admin.
@@ -82,36 +68,6 @@ pub(crate) fn check_nickname(raw: &str) -> Result<String, BoardError> {
         ));
     }
     Ok(name.to_string())
-}
-
-/// Per-client flood control: at most `BURST` posts in any `WINDOW`.
-#[derive(Debug, Default)]
-pub struct RateLimit {
-    recent: Mutex<HashMap<String, Vec<Instant>>>,
-}
-
-const BURST: usize = 5;
-const WINDOW: Duration = Duration::from_secs(60);
-
-impl RateLimit {
-    /// Records a post by `client` now, or says how long to wait.
-    fn check(&self, client: &str) -> Result<(), u64> {
-        let Ok(mut map) = self.recent.lock() else {
-            return Ok(());
-        };
-        let now = Instant::now();
-        if map.len() > 10_000 {
-            map.retain(|_, v| v.iter().any(|t| now.duration_since(*t) < WINDOW));
-        }
-        let times = map.entry(client.to_string()).or_default();
-        times.retain(|t| now.duration_since(*t) < WINDOW);
-        if times.len() >= BURST {
-            let wait = WINDOW.saturating_sub(now.duration_since(times[0]));
-            return Err(wait.as_secs().max(1));
-        }
-        times.push(now);
-        Ok(())
-    }
 }
 
 impl Board {
@@ -286,16 +242,5 @@ mod tests {
             assert!(check_nickname(bad).is_err(), "{bad:?}");
         }
         assert!(check_nickname("Madeline").is_ok());
-    }
-
-    #[test]
-    fn floods_wait_for_the_window() {
-        let r = RateLimit::default();
-        for _ in 0..BURST {
-            assert!(r.check("a").is_ok());
-        }
-        let wait = r.check("a").unwrap_err();
-        assert!((1..=60).contains(&wait), "{wait}");
-        assert!(r.check("b").is_ok(), "others unaffected");
     }
 }

@@ -1,0 +1,369 @@
+//! The walker of a backup run: change detection, reading and chunking.
+//!
+//! Owns the depth-first walk of one folder, deciding per entry whether it is
+//! stored, linked, skipped or unchanged since the folder's previous snapshot
+//! (same size, mtime, ctime and inode: then it is not read at all), and the
+//! chunking of what must be read. It runs on the calling thread and only
+//! sends: new chunks go to the compression workers, tree blobs (compressed
+//! here, since the index caches them) straight to the packer. It knows the
+//! queues' messages (from `compress`) but not who drains them: only `run`
+//! wires the stages together.
+
+use std::{
+    collections::{HashMap, HashSet},
+    ffi::OsString,
+    fs::{File, Metadata},
+    os::unix::{ffi::OsStrExt, fs::MetadataExt},
+    path::Path,
+    sync::mpsc::SyncSender,
+};
+
+use hearth_store::rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{
+    CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, Repo, ZSTD_LEVEL,
+    compress::{Raw, Squeezer, Stored, closed},
+    error::{BackupError, IoContext},
+    pack::Kind,
+    tree::{Node, NodeKind, Tree, encode},
+};
+
+/// One folder's walk: what it has sent, and what it found.
+pub(crate) struct Walker<'a> {
+    repo: &'a Repo,
+    /// For tree blobs, which the walker compresses itself.
+    squeezer: Squeezer,
+    conn: &'a Connection,
+    /// New chunks, to the compression workers.
+    pub(crate) raw_tx: SyncSender<Raw>,
+    /// Compressed tree blobs, straight to the packer.
+    pub(crate) stored_tx: SyncSender<Stored>,
+    /// Chunk ids sent during this run, so repeats are not looked up twice.
+    seen: HashSet<[u8; 32]>,
+    /// First path of each multiply-linked inode met in this snapshot.
+    hardlinks: HashMap<(u64, u64), Vec<u8>>,
+    /// Files skipped or stored with a caveat, each naming the file.
+    pub(crate) warnings: Vec<String>,
+    /// Files in the snapshot, unchanged ones included.
+    pub(crate) files: u64,
+    /// Their bytes, before chunking and compression.
+    pub(crate) bytes: u64,
+}
+
+impl<'a> Walker<'a> {
+    /// A walker that looks chunks up through `conn` and sends what is new
+    /// on the two queues.
+    pub(crate) fn new(
+        repo: &'a Repo,
+        conn: &'a Connection,
+        raw_tx: SyncSender<Raw>,
+        stored_tx: SyncSender<Stored>,
+    ) -> Walker<'a> {
+        Walker {
+            repo,
+            squeezer: Squeezer::new(),
+            conn,
+            raw_tx,
+            stored_tx,
+            seen: HashSet::new(),
+            hardlinks: HashMap::new(),
+            warnings: vec![],
+            files: 0,
+            bytes: 0,
+        }
+    }
+}
+
+impl Walker<'_> {
+    fn known(&mut self, id: &[u8; 32]) -> Result<bool, BackupError> {
+        if self.seen.contains(id) {
+            return Ok(true);
+        }
+        let indexed = self
+            .conn
+            .query_row(
+                "SELECT 1 FROM backup_chunks WHERE id = ?1",
+                params![&id[..]],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        self.seen.insert(*id);
+        Ok(indexed)
+    }
+
+    /// Sends a chunk to the workers unless the index or this run has it.
+    pub(crate) fn send(
+        &mut self,
+        id: [u8; 32],
+        kind: Kind,
+        data: Vec<u8>,
+    ) -> Result<(), BackupError> {
+        if !self.known(&id)? {
+            self.raw_tx
+                .send(Raw { id, kind, data })
+                .map_err(|_| closed())?;
+        }
+        Ok(())
+    }
+
+    fn put_tree(&mut self, tree: &Tree) -> Result<[u8; 32], BackupError> {
+        let json = tree.to_bytes();
+        let id = self.repo.keys.chunk_id(&json);
+        if !self.known(&id)? {
+            let mut stored = self.squeezer.compress(Raw {
+                id,
+                kind: Kind::Tree,
+                data: json,
+            });
+            // The cache is always zstd JSON: the stored bytes already are,
+            // unless compression did not shrink this (tiny) tree, in which
+            // case they are the plain JSON.
+            stored.tree_cache = Some(if stored.zstd {
+                stored.bytes.clone()
+            } else {
+                zstd::bulk::compress(&stored.bytes, ZSTD_LEVEL).unwrap_or_default()
+            });
+            self.stored_tx.send(stored).map_err(|_| closed())?;
+        }
+        Ok(id)
+    }
+
+    fn warn(&mut self, path: &Path, what: impl std::fmt::Display) {
+        let msg = format!("{}: {what}", path.display());
+        log::warn!("backup: {msg}");
+        self.warnings.push(msg);
+    }
+
+    /// Stores the folder at `path` and everything under it, returning its
+    /// tree's id. `parent` is the same folder's tree in the previous
+    /// snapshot, against which files are checked for change.
+    pub(crate) fn dir(
+        &mut self,
+        path: &Path,
+        rel: &mut Vec<OsString>,
+        parent: Option<&Tree>,
+    ) -> Result<[u8; 32], BackupError> {
+        let mut names: Vec<OsString> = match std::fs::read_dir(path) {
+            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
+            Err(e) => {
+                self.warn(path, format!("cannot list this folder, skipped ({e})"));
+                vec![]
+            }
+        };
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let mut tree = Tree::default();
+        for name in names {
+            let p = path.join(&name);
+            if p == self.repo.dir || is_temporary(&name) {
+                continue; // never back up the backup, or half-written files
+            }
+            let md = match std::fs::symlink_metadata(&p) {
+                Ok(md) => md,
+                Err(e) => {
+                    self.warn(&p, format!("skipped ({e})"));
+                    continue;
+                }
+            };
+            let prev = parent.and_then(|t| t.find(&name));
+            rel.push(name.clone());
+            let kind = self.node(&p, &md, rel, prev);
+            rel.pop();
+            let kind = match kind {
+                Ok(Some(k)) => k,
+                Ok(None) => continue,
+                Err(BackupError::Io { path, source }) => {
+                    self.warn(&path, format!("skipped ({source})"));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let mut node = Node {
+                name: None,
+                name_hex: None,
+                kind,
+                mode: md.mode() & 0o7777,
+                mtime_ns: mtime_ns(&md),
+                ctime_ns: ctime_ns(&md),
+                ino: md.ino(),
+            };
+            node.set_name(&name);
+            tree.entries.push(node);
+        }
+        self.put_tree(&tree)
+    }
+
+    fn node(
+        &mut self,
+        p: &Path,
+        md: &Metadata,
+        rel: &mut Vec<OsString>,
+        prev: Option<&Node>,
+    ) -> Result<Option<NodeKind>, BackupError> {
+        let ft = md.file_type();
+        if ft.is_dir() {
+            let sub = match prev.map(|n| &n.kind) {
+                Some(NodeKind::Dir { tree }) => self.repo.tree(self.conn, tree).ok(),
+                _ => None,
+            };
+            let id = self.dir(p, rel, sub.as_ref())?;
+            return Ok(Some(NodeKind::Dir {
+                tree: hex::encode(id),
+            }));
+        }
+        if ft.is_symlink() {
+            let target = std::fs::read_link(p).at(p)?;
+            let (target, target_hex) = encode(target.as_os_str().as_bytes());
+            return Ok(Some(NodeKind::Symlink { target, target_hex }));
+        }
+        if !ft.is_file() {
+            self.warn(p, "skipped: not a regular file, folder or symlink");
+            return Ok(None);
+        }
+        let rel_path = rel
+            .iter()
+            .map(|c| c.as_bytes())
+            .collect::<Vec<_>>()
+            .join(&b'/');
+        if md.nlink() > 1 {
+            let key = (md.dev(), md.ino());
+            if let Some(first) = self.hardlinks.get(&key) {
+                let (link, link_hex) = encode(first);
+                return Ok(Some(NodeKind::Hardlink { link, link_hex }));
+            }
+            self.hardlinks.insert(key, rel_path);
+        }
+        self.file(p, md, prev).map(Some)
+    }
+
+    fn file(
+        &mut self,
+        p: &Path,
+        md: &Metadata,
+        prev: Option<&Node>,
+    ) -> Result<NodeKind, BackupError> {
+        if let Some(prev) = prev
+            && let NodeKind::File { size, .. } = &prev.kind
+            && *size == md.size()
+            && prev.mtime_ns == mtime_ns(md)
+            && prev.ctime_ns == ctime_ns(md)
+            && prev.ino == md.ino()
+        {
+            self.files += 1;
+            self.bytes += size;
+            return Ok(prev.kind.clone());
+        }
+        let mut attempt = 0;
+        loop {
+            let f = File::open(p).at(p)?;
+            let before = f.metadata().at(p)?;
+            let (size, chunks) = self.read_chunks(p, f, before.len())?;
+            let after = std::fs::symlink_metadata(p).at(p)?;
+            let steady = after.size() == size
+                && after.mtime() == before.mtime()
+                && after.mtime_nsec() == before.mtime_nsec();
+            if steady || attempt == 2 {
+                if !steady {
+                    self.warn(p, "kept changing while being read; stored as last read");
+                }
+                self.files += 1;
+                self.bytes += size;
+                return Ok(NodeKind::File { size, chunks });
+            }
+            attempt += 1;
+        }
+    }
+}
+
+impl Walker<'_> {
+    /// Reads and chunks one open file, sending new chunks on. Files up to
+    /// the maximum chunk size are read whole into an exactly sized buffer:
+    /// the streaming chunker allocates a zeroed 8 MiB buffer per file, which
+    /// for many small files costs more than everything else together.
+    fn read_chunks(
+        &mut self,
+        p: &Path,
+        mut f: File,
+        len_hint: u64,
+    ) -> Result<(u64, Vec<String>), BackupError> {
+        let mut chunks = vec![];
+        let mut size = 0u64;
+        if len_hint <= CHUNK_MAX as u64 {
+            use std::io::Read;
+            let mut data = Vec::with_capacity(len_hint as usize + 1);
+            f.read_to_end(&mut data).at(p)?;
+            if data.len() <= CHUNK_MAX {
+                size = data.len() as u64;
+                let cuts: Vec<(usize, usize)> = if data.len() < CHUNK_MIN {
+                    vec![(0, data.len())]
+                        .into_iter()
+                        .filter(|(_, l)| *l > 0)
+                        .collect()
+                } else {
+                    fastcdc::v2020::FastCDC::with_level_and_seed(
+                        &data,
+                        CHUNK_MIN,
+                        CHUNK_AVG,
+                        CHUNK_MAX,
+                        fastcdc::v2020::Normalization::Level1,
+                        self.repo.keys.gear_seed,
+                    )
+                    .map(|c| (c.offset, c.length))
+                    .collect()
+                };
+                if cuts.len() == 1 {
+                    let id = self.repo.keys.chunk_id(&data);
+                    chunks.push(hex::encode(id));
+                    self.send(id, Kind::Data, data)?;
+                } else {
+                    for (offset, length) in cuts {
+                        let piece = &data[offset..offset + length];
+                        let id = self.repo.keys.chunk_id(piece);
+                        chunks.push(hex::encode(id));
+                        self.send(id, Kind::Data, piece.to_vec())?;
+                    }
+                }
+                return Ok((size, chunks));
+            }
+            // It grew past the limit while being read: stream it instead.
+            use std::io::Seek;
+            f.seek(std::io::SeekFrom::Start(0)).at(p)?;
+        }
+        let cdc = fastcdc::v2020::StreamCDC::with_level_and_seed(
+            f,
+            CHUNK_MIN,
+            CHUNK_AVG,
+            CHUNK_MAX,
+            fastcdc::v2020::Normalization::Level1,
+            self.repo.keys.gear_seed,
+        );
+        for chunk in cdc {
+            let chunk = chunk.map_err(|e| BackupError::Io {
+                path: p.to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            let id = self.repo.keys.chunk_id(&chunk.data);
+            size += chunk.data.len() as u64;
+            chunks.push(hex::encode(id));
+            self.send(id, Kind::Data, chunk.data)?;
+        }
+        Ok((size, chunks))
+    }
+}
+
+/// Hearth's own files in progress: uploads and restores are written under
+/// these names and renamed when complete, so they are never worth storing.
+pub fn is_temporary(name: &std::ffi::OsStr) -> bool {
+    let n = name.as_bytes();
+    n.starts_with(b".hearth-upload-") || n.starts_with(b".hearth-restore-")
+}
+
+/// Modification time in nanoseconds since the epoch, as trees record it.
+fn mtime_ns(md: &Metadata) -> i64 {
+    md.mtime() * 1_000_000_000 + md.mtime_nsec()
+}
+
+/// Inode change time in nanoseconds, for change detection.
+fn ctime_ns(md: &Metadata) -> i64 {
+    md.ctime() * 1_000_000_000 + md.ctime_nsec()
+}
