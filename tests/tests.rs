@@ -16,6 +16,9 @@ mod claim;
 /// Login, logout, throttling, CSRF, cookies and sessions across restarts.
 mod login;
 
+/// Forms posted from another site (Origin, Referer) are refused.
+mod origin;
+
 /// The admin dashboard's readings.
 mod dashboard;
 

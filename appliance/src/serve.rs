@@ -4,7 +4,6 @@
 use std::{
     io::Write,
     os::unix::fs::PermissionsExt,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -13,7 +12,7 @@ use hearth_auth::Auth;
 use hearth_config::{Config, LogLevel};
 use hearth_store::Store;
 use hearth_system::{Clock, init_logging, notify};
-use hearth_web::AppState;
+use hearth_web::{AppState, Services, Shared};
 
 /// How long in-flight requests get to finish after SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -67,38 +66,32 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
         Some(secs) => Clock::simulated(secs.saturating_mul(1000)),
         None => Clock::system(),
     };
-    let state = AppState::new(hearth_web::Shared {
-        auth,
-        clock: Arc::new(clock),
-        data_dir: Arc::new(config.data_dir.clone()),
-        secure_cookies: config.secure_cookies,
-        started,
-        version: env!("CARGO_PKG_VERSION"),
-        jobs: hearth_jobs::Jobs::start(
-            hearth_jobs::Paths::under(&config.data_dir),
-            Duration::from_secs(config.backup_quiet_secs.max(1)),
-        ),
-        files_dir: Arc::new(config.files_dir.clone()),
-        board: hearth_board::Board::new(
-            store.clone(),
-            &config.data_dir,
-            hearth_web::live_renderer(),
-        ),
-        portal: Arc::default(),
-        hostname: Arc::new(hostname),
-        mirror,
-        pages: Arc::new(hearth_web::PageCache::new().context("no random numbers")?),
-        hotspot: hearth_net::hotspot::Hotspot::open(
-            &config.hotspot_connection,
-            &config.data_dir,
-            Duration::from_secs(config.hotspot_confirm_secs.max(2)),
-        ),
-        zerotier: hearth_net::zerotier::ZeroTier::new(
-            &config.zerotier_api,
-            &config.zerotier_token_file,
-        )?,
-        discovery,
-    });
+    let state = AppState::new(
+        Shared::new(Services {
+            auth,
+            clock,
+            store: store.clone(),
+            jobs: hearth_jobs::Jobs::start(
+                hearth_jobs::Paths::under(&config.data_dir),
+                Duration::from_secs(config.backup_quiet_secs.max(1)),
+            ),
+            mirror,
+            hotspot: hearth_net::hotspot::Hotspot::open(
+                &config.hotspot_connection,
+                &config.data_dir,
+                Duration::from_secs(config.hotspot_confirm_secs.max(2)),
+            ),
+            zerotier: hearth_net::zerotier::ZeroTier::new(
+                &config.zerotier_api,
+                &config.zerotier_token_file,
+            )?,
+            discovery,
+            data_dir: config.data_dir.clone(),
+            files_dir: config.files_dir.clone(),
+            secure_cookies: config.secure_cookies,
+        })
+        .context("no random numbers")?,
+    );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -128,15 +121,7 @@ async fn run(
     let mirror = state.mirror.clone();
     state.jobs.on_change(move || mirror.sync_now());
     // An unkept hotspot change is undone when its window passes.
-    let hotspot = state.hotspot.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
-        loop {
-            tick.tick().await;
-            let h = hotspot.clone();
-            let _ = tokio::task::spawn_blocking(move || h.expire()).await;
-        }
-    });
+    state.hotspot.spawn_reverter();
     let mut server = tokio::spawn(hearth_web::serve(listener, state, async {
         let _ = stop_rx.await;
     }));

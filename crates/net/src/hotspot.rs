@@ -12,8 +12,9 @@
 //! 3. the admin, whose phone lost the old network, rejoins with the new
 //!    name and password and presses "Keep" within the confirmation window.
 //!    If nobody does (a mistyped password, a phone that cannot join), the
-//!    old settings come back by themselves. A restart with a change still
-//!    pending also puts the old settings back.
+//!    old settings come back by themselves ([`Hotspot::spawn_reverter`]
+//!    looks every two seconds). A restart with a change still pending also
+//!    puts the old settings back.
 //!
 //! NetworkManager is driven with `nmcli` (run as the `hearth` user, allowed
 //! by the image's polkit rule), found on `PATH` so tests can stand in a
@@ -30,6 +31,9 @@ use serde::{Deserialize, Serialize};
 
 /// The pending-change file's name in the data directory.
 pub const PENDING_FILE: &str = "hotspot-pending.json";
+
+/// How often the reverter looks for a change whose window has passed.
+const REVERT_EVERY: Duration = Duration::from_secs(2);
 
 /// A hotspot's name and, when it is protected, its WPA2 passphrase.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,8 +218,9 @@ impl Hotspot {
         kept
     }
 
-    /// Undoes an unconfirmed change whose window has passed. Blocking; call
-    /// it every few seconds. Returns whether it undid one.
+    /// Undoes an unconfirmed change whose window has passed. Blocking;
+    /// [`Hotspot::spawn_reverter`] calls it every few seconds. Returns
+    /// whether it undid one.
     pub fn expire(&self) -> bool {
         let mut pending = self.lock();
         let due = pending
@@ -236,6 +241,22 @@ impl Hotspot {
         }
         self.forget_pending();
         true
+    }
+
+    /// Starts the task that undoes an unkept change when its window passes:
+    /// every two seconds it runs [`Hotspot::expire`] on tokio's blocking
+    /// pool (it may run `nmcli`), which logs what it undid. Runs until the
+    /// runtime stops; call it once, from inside the runtime.
+    pub fn spawn_reverter(&self) -> tokio::task::JoinHandle<()> {
+        let hotspot = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REVERT_EVERY);
+            loop {
+                tick.tick().await;
+                let h = hotspot.clone();
+                let _ = tokio::task::spawn_blocking(move || h.expire()).await;
+            }
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Pending>> {

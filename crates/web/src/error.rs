@@ -1,7 +1,9 @@
 //! Errors as people see them.
 //!
 //! Every failure becomes a page with a status code and one human sentence.
-//! Internal causes go to the log, never to the response.
+//! Internal causes go to the log, never to the response. The domain crates'
+//! errors turn into [`WebError`] here, in one place, so any module may use
+//! `?` on a domain call without depending on another module for it.
 
 use askama::Template;
 use axum::{
@@ -9,6 +11,8 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 use hearth_auth::AuthError;
+use hearth_board::BoardError;
+use hearth_mirror::MirrorError;
 
 use crate::pages::ErrorPage;
 
@@ -42,6 +46,33 @@ impl From<AuthError> for WebError {
             AuthError::BadPassword(m) => WebError::BadRequest(m),
             AuthError::NotClaimed | AuthError::WrongPassword => WebError::Forbidden(e.to_string()),
             AuthError::Store(inner) => WebError::Internal(inner.to_string()),
+        }
+    }
+}
+
+impl From<BoardError> for WebError {
+    fn from(e: BoardError) -> Self {
+        match e {
+            BoardError::Invalid(m) => WebError::BadRequest(m),
+            BoardError::Refused {
+                message,
+                retry_after: Some(secs),
+            } => WebError::TooMany {
+                message,
+                retry_after: secs,
+            },
+            BoardError::Refused { message, .. } => WebError::Forbidden(message),
+            BoardError::NotFound => WebError::NotFound,
+            BoardError::Internal(m) => WebError::Internal(m),
+        }
+    }
+}
+
+impl From<MirrorError> for WebError {
+    fn from(e: MirrorError) -> Self {
+        match e {
+            MirrorError::Internal(m) => WebError::Internal(m),
+            other => WebError::BadRequest(other.to_string()),
         }
     }
 }

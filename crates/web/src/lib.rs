@@ -1,10 +1,15 @@
 //! Hearth's web panel.
 //!
-//! [`router`] builds the whole app from an [`AppState`] without binding
-//! anything, so unit tests drive it with `oneshot` and the binary serves it
-//! with [`serve`]. Handlers stay straight-line: extractors turn a missing
-//! admin into a redirect to `/setup`, a missing session into a redirect to
-//! `/login`, and a forged form into a 403, before a handler runs.
+//! [`Shared::new`] turns the domain services the binary started
+//! ([`Services`]) into the app's state; [`router`] builds the whole app from
+//! an [`AppState`] without binding anything, so unit tests drive it with
+//! `oneshot` and the binary serves it with [`serve`]. Handlers stay
+//! straight-line: extractors turn a missing admin into a redirect to
+//! `/setup`, a missing session into a redirect to `/login`, and a forged
+//! form or one from another site into a 403, before a handler runs.
+//!
+//! Modules depend on each other one way (the table is in the README):
+//! `format`, `pages`, `error` and `page_cache` are leaves the rest build on.
 
 mod csrf;
 mod error;
@@ -23,10 +28,8 @@ use std::future::Future;
 use axum::Router;
 
 pub use error::WebError;
-pub use page_cache::PageCache;
 pub use peer::Peer;
-pub use routes::board::live_renderer;
-pub use state::{AppState, Shared};
+pub use state::{AppState, Services, Shared};
 
 /// The whole web app.
 pub fn router(state: AppState) -> Router {

@@ -16,7 +16,11 @@ use std::{
 
 use hearth_board::Board;
 
-use crate::{WebError, pages::BoardPage, routes::board::render_post};
+use crate::{
+    WebError,
+    error::render,
+    pages::{BoardPage, render_post},
+};
 
 /// Pages kept before the cache starts over; each is a few tens of KiB.
 const CAPACITY: usize = 256;
@@ -114,7 +118,7 @@ impl PageCache {
         let (threads, more) = board.threads(id, page, false).await?;
         let is_admin = viewer == Viewer::Admin;
         let nickname = (viewer == Viewer::Named).then(|| self.nick_marker.clone());
-        let text = crate::error::render(&BoardPage {
+        let text = render(&BoardPage {
             has_threads: !threads.is_empty(),
             threads: threads
                 .iter()

@@ -1,8 +1,16 @@
-//! One askama struct per page. Templates live in `templates/`; admin pages in
-//! `templates/admin/`. Everything is rendered on the server, so every page
+//! One askama struct per page, and the fragments pages share. Templates
+//! live in `templates/`; admin pages in `templates/admin/`, the board's in
+//! `templates/board/`. Everything is rendered on the server, so every page
 //! works without JavaScript.
+//!
+//! This module depends on nothing else in the crate but `format`, so the
+//! routes, the board page cache and the error pages can all use it.
+
+use std::sync::Arc;
 
 use askama::Template;
+
+use crate::format::when;
 
 #[derive(Template)]
 #[template(path = "error.html")]
@@ -176,6 +184,41 @@ pub(crate) struct PostFragment<'a> {
     /// Empty in live events; the page's script fills it in.
     pub csrf: &'a str,
     pub with_form: bool,
+}
+
+/// Renders a post, with its replies and reply form when it is a thread.
+/// Board pages, threads, search results, pinned notices, the moderation
+/// list and live events all show posts through this one function.
+pub(crate) fn render_post(
+    post: &hearth_board::Post,
+    replies: &[hearth_board::Post],
+    csrf: &str,
+    with_form: bool,
+) -> String {
+    let thumb = post
+        .photo
+        .as_deref()
+        .and_then(|p| p.split_once('.'))
+        .map(|(stem, _)| format!("{stem}.thumb.jpg"))
+        .unwrap_or_default();
+    PostFragment {
+        post,
+        when: when(post.created_at),
+        thumb,
+        replies: replies
+            .iter()
+            .map(|r| render_post(r, &[], csrf, false))
+            .collect(),
+        csrf,
+        with_form,
+    }
+    .render()
+    .unwrap_or_default()
+}
+
+/// The renderer the board domain uses for live events.
+pub(crate) fn live_renderer() -> hearth_board::Renderer {
+    Arc::new(|p: &hearth_board::Post| render_post(p, &[], "", true))
 }
 
 #[derive(Template)]

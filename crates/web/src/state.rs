@@ -1,9 +1,17 @@
-//! What every request handler can reach.
+//! What every request handler can reach, and the one place it is built.
+//!
+//! The binary (and the unit tests) make the domain services in their own
+//! order and hand them over as [`Services`]; [`Shared::new`] fills in
+//! everything the web layer derives itself (the board's renderer, the page
+//! cache, the portal's list, the host name, the version), so no caller
+//! repeats that wiring.
 
 use std::{path::PathBuf, sync::Arc, time::Instant};
 
 use hearth_auth::Auth;
 use hearth_system::Clock;
+
+use crate::{page_cache::PageCache, pages::live_renderer};
 
 /// Shared state of the web app. Axum clones it for every extractor of every
 /// request, so it is one `Arc`: a clone is one counter increment. (Cloning
@@ -26,7 +34,37 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// What every handler reaches through [`AppState`].
+/// What the web app is given at start: the domain services, already
+/// started, and the few settings the pages need.
+#[derive(Debug)]
+pub struct Services {
+    /// The admin domain: claim, login, sessions, CSRF key.
+    pub auth: Auth,
+    /// The wall clock, real or simulated.
+    pub clock: Clock,
+    /// The database, for the hotspot board.
+    pub store: hearth_store::Store,
+    /// Background backups and restores, already started.
+    pub jobs: hearth_jobs::Jobs,
+    /// Pairing and mirroring with other Hearths.
+    pub mirror: hearth_mirror::Mirror,
+    /// The Wi-Fi hotspot's name and password.
+    pub hotspot: hearth_net::hotspot::Hotspot,
+    /// The local ZeroTier service.
+    pub zerotier: hearth_net::zerotier::ZeroTier,
+    /// Other Hearths announced on the LAN (or why nobody looks).
+    pub discovery: hearth_net::discovery::Discovery,
+    /// The data directory: the board's photos live under it, and the
+    /// dashboard reports its file system.
+    pub data_dir: PathBuf,
+    /// The Files page's folder.
+    pub files_dir: PathBuf,
+    /// Whether cookies carry `Secure` (only when served over HTTPS).
+    pub secure_cookies: bool,
+}
+
+/// What every handler reaches through [`AppState`]. Made only by
+/// [`Shared::new`].
 #[derive(Debug)]
 pub struct Shared {
     /// The admin domain: claim, login, sessions, CSRF key.
@@ -37,15 +75,16 @@ pub struct Shared {
     pub data_dir: Arc<PathBuf>,
     /// Whether cookies carry `Secure` (only when served over HTTPS).
     pub secure_cookies: bool,
-    /// When this process started, for the dashboard's "Hearth up" time.
+    /// When the web app was set up at start, for the dashboard's "Hearth
+    /// up" time.
     pub started: Instant,
-    /// The running Hearth version.
+    /// The running Hearth version (one version for the whole workspace).
     pub version: &'static str,
     /// Background backups and restores.
     pub jobs: hearth_jobs::Jobs,
     /// The Files page's folder.
     pub files_dir: Arc<PathBuf>,
-    /// The hotspot board.
+    /// The hotspot board; its live events are rendered by this crate.
     pub board: hearth_board::Board,
     /// Guests who continued past the captive portal.
     pub portal: Arc<hearth_net::captive::Accepted>,
@@ -59,6 +98,33 @@ pub struct Shared {
     pub discovery: hearth_net::discovery::Discovery,
     /// Pairing and mirroring with other Hearths.
     pub mirror: hearth_mirror::Mirror,
-    /// Board pages rendered since the board last changed.
-    pub pages: Arc<crate::PageCache>,
+    /// Board pages rendered since the board last changed. Private to the
+    /// crate, which also keeps `Shared` from being built anywhere but in
+    /// [`Shared::new`].
+    pub(crate) pages: Arc<PageCache>,
+}
+
+impl Shared {
+    /// The web app's state from the services the binary started. Fails
+    /// only when the system has no random numbers for the page cache.
+    pub fn new(s: Services) -> Result<Shared, getrandom::Error> {
+        Ok(Shared {
+            board: hearth_board::Board::new(s.store, &s.data_dir, live_renderer()),
+            pages: Arc::new(PageCache::new()?),
+            portal: Arc::default(),
+            hostname: Arc::new(hearth_system::hostname()),
+            started: Instant::now(),
+            version: env!("CARGO_PKG_VERSION"),
+            auth: s.auth,
+            clock: Arc::new(s.clock),
+            data_dir: Arc::new(s.data_dir),
+            files_dir: Arc::new(s.files_dir),
+            secure_cookies: s.secure_cookies,
+            jobs: s.jobs,
+            mirror: s.mirror,
+            hotspot: s.hotspot,
+            zerotier: s.zerotier,
+            discovery: s.discovery,
+        })
+    }
 }

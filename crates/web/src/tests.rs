@@ -1,7 +1,7 @@
 //! Router-level checks without a socket; the real binary is tested in the
 //! top-level tests/.
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::net::SocketAddr;
 
 use axum::{
     body::Body,
@@ -20,47 +20,45 @@ fn app() -> (tempfile::TempDir, axum::Router) {
 fn app_and_state() -> (tempfile::TempDir, axum::Router, AppState) {
     let dir = tempfile::tempdir().unwrap();
     let store = hearth_store::Store::open(&dir.path().join("hearth.db")).unwrap();
-    let state = AppState::new(crate::Shared {
-        auth: hearth_auth::Auth::new(store.clone()).unwrap(),
-        clock: Arc::new(hearth_system::Clock::simulated(0)),
-        data_dir: Arc::new(dir.path().to_path_buf()),
-        secure_cookies: false,
-        started: Instant::now(),
-        version: "test",
-        jobs: hearth_jobs::Jobs::start(
-            hearth_jobs::Paths::under(dir.path()),
-            std::time::Duration::from_secs(1),
-        ),
-        files_dir: Arc::new(dir.path().join("files")),
-        board: hearth_board::Board::new(store.clone(), dir.path(), crate::live_renderer()),
-        portal: Arc::default(),
-        hostname: Arc::new("testhost".into()),
-        pages: Arc::new(crate::PageCache::new().unwrap()),
-        mirror: hearth_mirror::Mirror::new(
-            hearth_mirror::Identity::generate().unwrap(),
-            store.clone(),
-            hearth_mirror::Settings {
-                data_dir: dir.path().to_path_buf(),
-                name: "test".into(),
-                grace: std::time::Duration::from_secs(60),
-                bandwidth: 0,
-                every: std::time::Duration::from_secs(3600),
-                prove_every: std::time::Duration::from_secs(3600),
-            },
-            7443,
-        ),
-        hotspot: hearth_net::hotspot::Hotspot::open(
-            "Hearth-hotspot",
-            dir.path(),
-            std::time::Duration::from_secs(60),
-        ),
-        zerotier: hearth_net::zerotier::ZeroTier::new(
-            "http://127.0.0.1:9",
-            &dir.path().join("no-zerotier-token"),
-        )
+    let state = AppState::new(
+        crate::Shared::new(crate::Services {
+            auth: hearth_auth::Auth::new(store.clone()).unwrap(),
+            clock: hearth_system::Clock::simulated(0),
+            store: store.clone(),
+            jobs: hearth_jobs::Jobs::start(
+                hearth_jobs::Paths::under(dir.path()),
+                std::time::Duration::from_secs(1),
+            ),
+            mirror: hearth_mirror::Mirror::new(
+                hearth_mirror::Identity::generate().unwrap(),
+                store,
+                hearth_mirror::Settings {
+                    data_dir: dir.path().to_path_buf(),
+                    name: "test".into(),
+                    grace: std::time::Duration::from_secs(60),
+                    bandwidth: 0,
+                    every: std::time::Duration::from_secs(3600),
+                    prove_every: std::time::Duration::from_secs(3600),
+                },
+                7443,
+            ),
+            hotspot: hearth_net::hotspot::Hotspot::open(
+                "Hearth-hotspot",
+                dir.path(),
+                std::time::Duration::from_secs(60),
+            ),
+            zerotier: hearth_net::zerotier::ZeroTier::new(
+                "http://127.0.0.1:9",
+                &dir.path().join("no-zerotier-token"),
+            )
+            .unwrap(),
+            discovery: hearth_net::discovery::Discovery::off("unit tests"),
+            data_dir: dir.path().to_path_buf(),
+            files_dir: dir.path().join("files"),
+            secure_cookies: false,
+        })
         .unwrap(),
-        discovery: hearth_net::discovery::Discovery::off("unit tests"),
-    });
+    );
     let peer = crate::Peer {
         remote: SocketAddr::from(([127, 0, 0, 1], 9)),
         local: SocketAddr::from(([127, 0, 0, 1], 80)),

@@ -7,7 +7,6 @@
 
 use std::{collections::VecDeque, convert::Infallible, sync::Arc, time::Duration};
 
-use askama::Template;
 use axum::{
     extract::{ConnectInfo, Multipart, Path, Query, State},
     http::{HeaderMap, StatusCode, header},
@@ -18,67 +17,20 @@ use axum::{
 };
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use futures_util::Stream;
-use hearth_board::{BoardError, Event, NewPost, Post, photo};
+use hearth_board::{Event, NewPost, photo};
 use serde::Deserialize;
 
 use crate::{
     AppState, Peer, WebError,
     csrf::{CsrfForm, issue, verify_token},
     error::render,
-    format::when,
     page_cache::Viewer,
-    pages::{LandingPage, PostFragment, SearchPage, ThreadPage},
+    pages::{LandingPage, SearchPage, ThreadPage, render_post},
     session,
 };
 
 /// The guest cookie: a random id naming a row in `board_guests`.
 pub const GUEST_COOKIE: &str = "hearth_guest";
-
-impl From<BoardError> for WebError {
-    fn from(e: BoardError) -> Self {
-        match e {
-            BoardError::Invalid(m) => WebError::BadRequest(m),
-            BoardError::Refused {
-                message,
-                retry_after: Some(secs),
-            } => WebError::TooMany {
-                message,
-                retry_after: secs,
-            },
-            BoardError::Refused { message, .. } => WebError::Forbidden(message),
-            BoardError::NotFound => WebError::NotFound,
-            BoardError::Internal(m) => WebError::Internal(m),
-        }
-    }
-}
-
-/// Renders a post, with its replies and reply form when it is a thread.
-pub(crate) fn render_post(post: &Post, replies: &[Post], csrf: &str, with_form: bool) -> String {
-    let thumb = post
-        .photo
-        .as_deref()
-        .and_then(|p| p.split_once('.'))
-        .map(|(stem, _)| format!("{stem}.thumb.jpg"))
-        .unwrap_or_default();
-    PostFragment {
-        post,
-        when: when(post.created_at),
-        thumb,
-        replies: replies
-            .iter()
-            .map(|r| render_post(r, &[], csrf, false))
-            .collect(),
-        csrf,
-        with_form,
-    }
-    .render()
-    .unwrap_or_default()
-}
-
-/// The renderer the board domain uses for live events.
-pub fn live_renderer() -> hearth_board::Renderer {
-    Arc::new(|p: &Post| render_post(p, &[], "", true))
-}
 
 /// This browser's guest id and nickname, if it chose one.
 async fn guest(state: &AppState, jar: &CookieJar) -> Result<Option<hearth_board::Guest>, WebError> {

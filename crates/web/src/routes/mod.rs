@@ -3,7 +3,7 @@
 
 mod admin;
 mod backups;
-pub(crate) mod board;
+mod board;
 mod browse;
 mod files;
 mod hotspot;

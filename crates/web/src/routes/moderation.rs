@@ -14,8 +14,7 @@ use crate::{
     csrf::{CsrfForm, issue},
     error::render,
     format::when,
-    pages::{BoardAdminPage, ModPost},
-    routes::board::render_post,
+    pages::{BoardAdminPage, ModPost, render_post},
     session::Admin,
 };
 

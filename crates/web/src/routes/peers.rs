@@ -21,15 +21,6 @@ use crate::{
     session::Admin,
 };
 
-impl From<hearth_mirror::MirrorError> for WebError {
-    fn from(e: hearth_mirror::MirrorError) -> Self {
-        match e {
-            hearth_mirror::MirrorError::Internal(m) => WebError::Internal(m),
-            other => WebError::BadRequest(other.to_string()),
-        }
-    }
-}
-
 #[derive(Deserialize, Default)]
 pub(crate) struct PageQuery {
     notice: Option<String>,
