@@ -10,6 +10,7 @@ use std::{
 };
 
 use crate::lab::*;
+use crate::util::eventually;
 
 #[test]
 fn round_trip_is_identical_for_awkward_trees() {
@@ -100,12 +101,29 @@ fn age_unlock(key_age: &Path, out: &Path) {
             "/dev/null",
         ])
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .expect("script(1) from util-linux");
-    use std::io::Write;
-    // age asks once the pty is up; a little patience, then the passphrase.
-    std::thread::sleep(Duration::from_millis(300));
+    use std::io::{Read, Write};
+    // What the terminal shows, read to the end so script never blocks.
+    let mut tty = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n @ 1..) = tty.read(&mut buf) {
+            let _ = tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    });
+    // age asks once the pty is up; then the passphrase.
+    let mut shown = String::new();
+    eventually(Duration::from_secs(10), "age to ask", || {
+        shown.extend(rx.try_iter());
+        if shown.contains("passphrase") {
+            Ok(())
+        } else {
+            Err(shown.clone())
+        }
+    });
     writeln!(child.stdin.as_mut().unwrap(), "{PASSPHRASE}").unwrap();
     assert!(child.wait().unwrap().success(), "age -d key.age");
 }
@@ -318,6 +336,7 @@ fn killing_a_run_at_random_moments_never_damages_the_repository() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // Killed at a random moment: the delay is the test, not a wait.
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();

@@ -9,7 +9,7 @@ use std::{
 };
 
 use crate::lab::noise;
-use crate::util::{Client, TestServer};
+use crate::util::{Client, TestServer, eventually_async};
 
 const PASSPHRASE: &str = "a long recovery passphrase";
 
@@ -23,22 +23,24 @@ async fn newest_snapshot(c: &mut Client) -> Option<i64> {
 /// Polls until a snapshot newer than `after` lists `name` at its top.
 async fn wait_for_snapshot_with(c: &mut Client, after: Option<i64>, name: &str) -> (i64, Duration) {
     let started = Instant::now();
-    loop {
-        if let Some(id) = newest_snapshot(c).await
-            && Some(id) > after
-        {
-            let page = c.get(&format!("/admin/backups/{id}")).await;
-            if page.body.contains(name) {
-                return (id, started.elapsed());
+    let what = format!("a snapshot with {name}");
+    let id = eventually_async(
+        Duration::from_secs(90),
+        &what,
+        async || match newest_snapshot(c).await {
+            Some(id) if Some(id) > after => {
+                let page = c.get(&format!("/admin/backups/{id}")).await;
+                if page.body.contains(name) {
+                    Ok(id)
+                } else {
+                    Err(format!("snapshot {id} without it"))
+                }
             }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "no snapshot with {name} after {:?}",
-            started.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+            newest => Err(format!("newest snapshot {newest:?}")),
+        },
+    )
+    .await;
+    (id, started.elapsed())
 }
 
 async fn upload(c: &mut Client, name: &str, data: Vec<u8>, token: &str) -> u16 {
@@ -316,18 +318,20 @@ async fn backups_are_set_up_used_and_restored_from_the_admin_panel() {
 
 /// Follows a restore job to its end; returns the finished page.
 async fn wait_for_restore(c: &mut Client, job: &str) -> String {
-    let started = Instant::now();
-    loop {
-        let status = c.get(&format!("{job}/status")).await.body;
-        if status.contains("\"running\":false") {
-            let page = c.get(job).await.body;
-            assert!(page.contains("restore-progress"), "{page}");
-            return page;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "restore stuck: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_async(
+        Duration::from_secs(60),
+        "the restore to finish",
+        async || {
+            let status = c.get(&format!("{job}/status")).await.body;
+            if status.contains("\"running\":false") {
+                Ok(())
+            } else {
+                Err(status)
+            }
+        },
+    )
+    .await;
+    let page = c.get(job).await.body;
+    assert!(page.contains("restore-progress"), "{page}");
+    page
 }

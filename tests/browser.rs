@@ -5,13 +5,13 @@
 use std::{
     net::TcpListener,
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::util::{TestServer, artefact_dir};
+use crate::util::{TestServer, artefact_dir, eventually, eventually_async};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -43,11 +43,9 @@ impl Driver {
             .unwrap();
         let url = format!("http://127.0.0.1:{port}");
         // chromedriver prints nothing machine-readable; poll its port.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        eventually(Duration::from_secs(20), "chromedriver to start", || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+        });
         Driver { child, url }
     }
 
@@ -144,22 +142,20 @@ pub async fn path(b: &Client) -> String {
 /// Waits until the browser has arrived at `expected` (a click on a submit
 /// button returns before the POST and its redirect have finished).
 pub async fn arrive(b: &Client, expected: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
+    let what = format!("the browser to arrive at {expected}");
+    eventually_async(Duration::from_secs(15), &what, async || {
         let now = path(b).await;
         let ready = b
             .execute("return document.readyState;", vec![])
             .await
             .unwrap();
         if now == expected && ready == json!("complete") {
-            return;
+            Ok(())
+        } else {
+            Err(format!("stuck at {now}, document {ready}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "stuck at {now}, expected {expected}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// Waits until an element matching `css` exists.
@@ -181,22 +177,20 @@ pub async fn text(b: &Client) -> String {
 /// goes stale when the new one replaces it before its text is read (seen in
 /// CI), so both steps are retried until the text is read from one page.
 pub async fn text_of(b: &Client, css: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let what = format!("the text of {css}");
+    eventually_async(Duration::from_secs(10), &what, async || {
         let found = b
             .wait()
             .at_most(Duration::from_secs(10))
             .for_element(Locator::Css(css))
             .await
             .unwrap_or_else(|e| panic!("no {css}: {e}"));
-        match found.text().await {
-            Ok(text) => return text,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "cannot read {css}: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+        found
+            .text()
+            .await
+            .map_err(|e| format!("cannot read {css}: {e}"))
+    })
+    .await
 }
 
 pub async fn shot(b: &Client, name: &str) {

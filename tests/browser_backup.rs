@@ -2,13 +2,13 @@
 //! through the Files page, see it in a snapshot, download it back and
 //! compare, then restore the snapshot elsewhere and watch the progress.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::Locator;
 
 use crate::browser::{Driver, appears, arrive, assert_fits, click, fill, shot, text};
 use crate::lab::noise;
-use crate::util::TestServer;
+use crate::util::{TestServer, eventually_async};
 
 #[tokio::test]
 async fn upload_backup_download_and_restore_in_chromium() {
@@ -61,22 +61,22 @@ async fn upload_backup_download_and_restore_in_chromium() {
     // It appears in a snapshot (the watcher or "Back up now").
     b.goto(&format!("{url}/admin/backups")).await.unwrap();
     click(&b, "#run-now").await;
-    let started = Instant::now();
-    loop {
+    let what = "a snapshot with the upload";
+    eventually_async(Duration::from_secs(60), what, async || {
         b.goto(&format!("{url}/admin/backups")).await.unwrap();
-        if let Ok(link) = b.find(Locator::Css("#snapshots tbody a")).await {
-            link.click().await.unwrap();
-            appears(&b, "main h1").await;
-            if text(&b).await.contains("beach photo.jpg") {
-                break;
-            }
+        let Ok(link) = b.find(Locator::Css("#snapshots tbody a")).await else {
+            return Err("no snapshot yet".to_string());
+        };
+        link.click().await.unwrap();
+        appears(&b, "main h1").await;
+        let page = text(&b).await;
+        if page.contains("beach photo.jpg") {
+            Ok(())
+        } else {
+            Err(page)
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no snapshot with the upload"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    })
+    .await;
     assert_fits(&b, "snapshot browser").await;
     shot(&b, "phone-360-7-snapshot").await;
 
@@ -88,14 +88,17 @@ async fn upload_backup_download_and_restore_in_chromium() {
         .await
         .unwrap();
     let saved = downloads.join("beach photo.jpg");
-    let started = Instant::now();
-    while !(saved.exists() && std::fs::metadata(&saved).unwrap().len() == photo.len() as u64) {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "download never finished"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = "the download to finish";
+    eventually_async(
+        Duration::from_secs(30),
+        what,
+        async || match std::fs::metadata(&saved) {
+            Ok(m) if m.len() == photo.len() as u64 => Ok(()),
+            Ok(m) => Err(format!("{} of {} bytes", m.len(), photo.len())),
+            Err(e) => Err(format!("{}: {e}", saved.display())),
+        },
+    )
+    .await;
     assert_eq!(
         std::fs::read(&saved).unwrap(),
         photo,
@@ -108,14 +111,19 @@ async fn upload_backup_download_and_restore_in_chromium() {
     fill(&b, "#restore input[name=target]", target.to_str().unwrap()).await;
     click(&b, "#restore-start").await;
     appears(&b, "#restore-progress").await;
-    let started = Instant::now();
-    while !text(&b).await.contains("Done:") {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "restore never finished"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually_async(
+        Duration::from_secs(30),
+        "the restore to finish",
+        async || {
+            let page = text(&b).await;
+            if page.contains("Done:") {
+                Ok(())
+            } else {
+                Err(page)
+            }
+        },
+    )
+    .await;
     let value = b
         .execute(
             "return document.getElementById('restore-progress').value;",

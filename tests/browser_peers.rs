@@ -2,8 +2,6 @@
 //! a code and its QR code, B opens the QR's link (as a phone scanning it
 //! would, on B's own address), pairs, and both admins confirm.
 
-use std::time::Duration;
-
 use fantoccini::{Client, Locator};
 
 use crate::browser::{Driver, arrive, assert_fits, click, fill, shot, text, text_of};
@@ -91,5 +89,7 @@ async fn two_admins_pair_their_devices_with_a_code_and_its_qr_link() {
     }
     assert_fits(&bb, "peers").await;
     shot(&bb, "phone-360-13-peers-confirmed").await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    for br in [ba, bb] {
+        br.close().await.unwrap();
+    }
 }

@@ -80,6 +80,8 @@ async fn wrong_passwords_are_explained_then_throttled() {
     // Throttling is per client address: a second browser from the same
     // address cannot side-step it.
     assert_eq!(server.client().login(PW).await.status, 429);
+    // Waits out exactly what Retry-After said, then tries once: the test is
+    // that the stated wait is enough, so this is not polled.
     std::thread::sleep(
         std::time::Duration::from_secs(wait) + std::time::Duration::from_millis(200),
     );

@@ -1,14 +1,14 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use hearth_mirror::DeviceId;
 
 use crate::{
     netns::{Device, Link},
-    util::{Client, run_backup},
+    util::{Client, eventually_async, run_backup},
 };
 
 const PASSPHRASE: &str = "a long recovery passphrase";
@@ -82,22 +82,20 @@ pub(crate) async fn wait_mirrored(
     owner_id: DeviceId,
     within: Duration,
 ) {
-    let start = Instant::now();
-    loop {
+    eventually_async(within, "every pack mirrored", async || {
         let (mine, theirs) = (own_packs(owner), held_packs(holder, owner_id));
         if !mine.is_empty() && mine == theirs {
-            return;
+            return Ok(());
         }
-        assert!(
-            start.elapsed() < within,
-            "not mirrored after {within:?}: {} of {} packs\nowner log:\n{}\nholder log:\n{}",
+        Err(format!(
+            "{} of {} packs\nowner log:\n{}\nholder log:\n{}",
             theirs.len(),
             mine.len(),
             tail(&owner.log()),
             tail(&holder.log())
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        ))
+    })
+    .await
 }
 
 fn tail(log: &str) -> String {
@@ -228,15 +226,15 @@ pub(crate) fn fill_files(dev: &Device, count: u64, mib: usize, seed: u64) {
 
 /// Polls `path` until it shows `needle`.
 pub(crate) async fn wait_for_page(c: &mut Client, path: &str, needle: &str, within: Duration) {
-    let start = Instant::now();
-    loop {
+    eventually_async(within, &format!("\"{needle}\" on {path}"), async || {
         let page = c.get(path).await.body;
         if page.contains(needle) {
-            return;
+            Ok(())
+        } else {
+            Err(page)
         }
-        assert!(start.elapsed() < within, "no \"{needle}\": {page}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -331,21 +329,16 @@ async fn paired_devices_mirror_prove_storage_and_recover_a_lost_device() {
         )
         .await;
     assert_eq!(r.status, 303);
-    let start = Instant::now();
-    loop {
+    let body = eventually_async(Duration::from_secs(60), "the restore from B", async || {
         let body = ca.get("/admin/peers/progress").await.body;
         if body.contains("done:") {
-            assert!(body.contains("2 snapshots back"), "{body}");
-            break;
+            return Ok(body);
         }
         assert!(!body.contains("failed"), "{body}");
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{body}\n{}",
-            tail(&a.log())
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+        Err(format!("{body}\n{}", tail(&a.log())))
+    })
+    .await;
+    assert!(body.contains("2 snapshots back"), "{body}");
     assert_eq!(
         backup(&a, &["list"]).lines().count(),
         snapshots_before.lines().count()
@@ -502,6 +495,7 @@ async fn mirroring_converges_after_twenty_kills_and_a_cut_link() {
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
+        // A kill at a random moment is the test: nothing to wait for.
         tokio::time::sleep(Duration::from_millis(200 + (seed >> 33) % 900)).await;
         if own_packs(&a) != held_packs(&b, ida) {
             interrupted += 1;
@@ -521,6 +515,9 @@ async fn mirroring_converges_after_twenty_kills_and_a_cut_link() {
     std::fs::write(a.files_dir().join("new"), random_bytes(6 << 20, 99)).unwrap();
     backup(&a, &["run"]);
     mirror_now(&mut ca, idb).await;
+    // Timing is the test here, so these sleeps stay: 1.5 s into a transfer
+    // of 6 MiB at 1 MiB/s the link goes down, and stays down for 3 s; the
+    // assertion below checks the cut came before the end.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     link.set_up(&a.ns, false);
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -11,6 +11,7 @@ use crate::{
         pair, pair_and_confirm, random_bytes, start_both, wait_for_page, wait_mirrored,
     },
     netns::Device,
+    util::eventually_async,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -107,10 +108,15 @@ async fn a_backup_starts_a_mirror_run_that_keeps_to_the_bandwidth_limit() {
     assert_eq!(r.status, 303, "{}", r.body);
     // The backup runs in the background: first its new pack appears at A.
     let before = held_packs(&b, ida).len();
-    while own_packs(&a).len() <= before {
-        assert!(start.elapsed() < Duration::from_secs(60), "no new pack");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_async(Duration::from_secs(60), "a new pack at A", async || {
+        let now = own_packs(&a).len();
+        if now > before {
+            Ok(())
+        } else {
+            Err(format!("{now} packs, {before} before"))
+        }
+    })
+    .await;
     wait_mirrored(&a, &b, ida, Duration::from_secs(90)).await;
     let took = start.elapsed();
     // At 2 MiB/s the 8 MiB pack alone needs 4 s; a lower bound only (a slow

@@ -141,6 +141,7 @@ fn killing_prune_at_random_moments_leaves_a_sound_repository() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // Killed at a random moment: the delay is the test, not a wait.
         std::thread::sleep(delay);
         let _ = child.kill();
         let _ = child.wait();

@@ -2,11 +2,12 @@
 
 use std::{
     collections::BTreeMap,
+    fmt::Display,
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::mpsc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use reqwest::{StatusCode, header::HeaderMap};
@@ -393,6 +394,83 @@ impl Client {
     pub async fn login(&mut self, password: &str) -> Page {
         self.submit("/login", "/login", &[("password", password)])
             .await
+    }
+}
+
+/// Calls `check` until it returns `Ok`, for at most `within`, and returns
+/// what it found. `Err` carries what was seen instead; on timeout the test
+/// fails naming `what` it waited for and the last thing seen.
+pub fn eventually<T, E: Display>(
+    within: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Result<T, E>,
+) -> T {
+    let mut pace = Pace::new(within);
+    loop {
+        match check() {
+            Ok(found) => return found,
+            Err(seen) => match pace.next() {
+                Some(pause) => std::thread::sleep(pause),
+                None => pace.give_up(what, seen),
+            },
+        }
+    }
+}
+
+/// [`eventually`] for checks that await, e.g. loading a page; it sleeps
+/// without holding up the runtime.
+pub async fn eventually_async<T, E: Display>(
+    within: Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Result<T, E>,
+) -> T {
+    let mut pace = Pace::new(within);
+    loop {
+        match check().await {
+            Ok(found) => return found,
+            Err(seen) => match pace.next() {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => pace.give_up(what, seen),
+            },
+        }
+    }
+}
+
+/// When to look again: after 10 ms, then twice as long each time up to a
+/// fiftieth of the window (so a 1 s window is watched every 20 ms) and at
+/// most 250 ms; the last look is at the deadline itself.
+struct Pace {
+    start: Instant,
+    within: Duration,
+    pause: Duration,
+}
+
+impl Pace {
+    fn new(within: Duration) -> Pace {
+        Pace {
+            start: Instant::now(),
+            within,
+            pause: Duration::from_millis(10),
+        }
+    }
+
+    /// The next pause, or `None` once the window has passed.
+    fn next(&mut self) -> Option<Duration> {
+        let left = self.within.checked_sub(self.start.elapsed())?;
+        let pause = self.pause.min(left);
+        self.pause = (self.pause * 2)
+            .min(self.within / 50)
+            .min(Duration::from_millis(250))
+            .max(Duration::from_millis(10));
+        Some(pause)
+    }
+
+    fn give_up(&self, what: &str, seen: impl Display) -> ! {
+        panic!(
+            "waited {:?} (limit {:?}) for {what}; last seen:\n{seen}",
+            self.start.elapsed(),
+            self.within
+        )
     }
 }
 

@@ -19,7 +19,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use crate::util::{Client, TestServer};
+use crate::util::{Client, TestServer, eventually_async};
 
 /// The fake node's ID.
 const NODE: &str = "1a2b3c4d5e";
@@ -193,15 +193,15 @@ fn token_file(token: &str) -> (tempfile::TempDir, PathBuf) {
 
 /// Loads the page until it contains `text`.
 async fn wait_for(c: &mut Client, text: &str, within: Duration) -> String {
-    let start = Instant::now();
-    loop {
+    eventually_async(within, &format!("{text:?} on the page"), async || {
         let page = c.get("/admin/network").await;
         if page.body.contains(text) {
-            return page.body;
+            Ok(page.body)
+        } else {
+            Err(page.body)
         }
-        assert!(start.elapsed() < within, "no {text:?} in:\n{}", page.body);
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
