@@ -10,7 +10,12 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{DEFAULT_PORT, DeviceId, Identity, MirrorError, tls};
+use crate::{
+    error::MirrorError,
+    identity::{DeviceId, Identity},
+    protocol::{DEFAULT_PORT, Refusal},
+    tls,
+};
 
 /// A request or response body.
 pub type Body = BoxBody<Bytes, std::io::Error>;
@@ -107,12 +112,6 @@ pub async fn connect(
         server,
         address,
     })
-}
-
-/// A refusal's body: `{"error": "..."}`.
-#[derive(serde::Deserialize)]
-struct Refusal {
-    error: String,
 }
 
 impl Conn {

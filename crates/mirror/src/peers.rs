@@ -1,10 +1,15 @@
-//! The peer list and the admin's decisions about it.
+//! The peer list and the admin's decisions about it: proposing a device
+//! that paired, confirming it with a quota, replacing a lost device,
+//! removing, and noting each contact.
+//!
+//! It is the one module that reads and writes `mirror_peers`, so both the
+//! holder (who may talk to us) and the owner (whom we send to) ask it.
 
 use hearth_store::rusqlite::{OptionalExtension, Row, params};
 use hearth_system::unix_now;
 use serde::Serialize;
 
-use crate::{DeviceId, Mirror, MirrorError};
+use crate::{blocking::blocking, error::MirrorError, identity::DeviceId, service::Mirror};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum PeerState {
@@ -219,16 +224,20 @@ impl Mirror {
             ));
         };
         let (from, to) = (self.held(old), self.held(new));
-        if from.exists() {
-            if to.exists() {
-                return Err(MirrorError::Invalid(
-                    "The new device already has packs stored here; remove it and pair again."
-                        .into(),
-                ));
+        blocking(move || {
+            if from.exists() {
+                if to.exists() {
+                    return Err(MirrorError::Invalid(
+                        "The new device already has packs stored here; remove it and pair again."
+                            .into(),
+                    ));
+                }
+                std::fs::rename(&from, &to)?;
+                hearth_system::sync_parent(&to)?;
             }
-            std::fs::rename(&from, &to)?;
-            hearth_system::sync_parent(&to)?;
-        }
+            Ok(())
+        })
+        .await?;
         self.0
             .store
             .write(move |c| {

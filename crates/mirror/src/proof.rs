@@ -8,10 +8,13 @@ use hearth_store::rusqlite::params;
 use hyper::Method;
 
 use crate::{
-    DeviceId, Mirror, MirrorError,
+    blocking::blocking,
     client::{self, Conn},
+    error::MirrorError,
+    identity::DeviceId,
+    protocol::{Challenge, Proof, hash_file},
+    service::Mirror,
     sync::pack_path,
-    transfer::{Challenge, Proof, proof_of},
 };
 
 /// Packs checked per proof-of-storage round.
@@ -70,14 +73,15 @@ impl Mirror {
             proofs.into_iter().map(|p| (p.name, p.hash)).collect();
         let repo = self.repo().to_path_buf();
         let checks = names.clone();
-        let mine: Vec<Option<String>> = tokio::task::spawn_blocking(move || {
-            checks
-                .iter()
-                .map(|n| proof_of(&pack_path(&repo, n), &nonce).ok())
-                .collect()
+        let mine: Vec<Option<String>> = blocking(move || {
+            Ok::<_, MirrorError>(
+                checks
+                    .iter()
+                    .map(|n| hash_file(&pack_path(&repo, n), &nonce).ok())
+                    .collect(),
+            )
         })
-        .await
-        .map_err(|e| MirrorError::Internal(e.to_string()))?;
+        .await?;
         let failed: Vec<String> = names
             .iter()
             .zip(mine)

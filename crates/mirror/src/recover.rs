@@ -5,10 +5,13 @@ use bytes::Bytes;
 use hyper::Method;
 
 use crate::{
-    DeviceId, META_FILES, Mirror, MirrorError, PeerState,
+    blocking::blocking,
     client::{self, full},
-    is_pack_name,
-    server::Held,
+    error::MirrorError,
+    identity::{DeviceId, write_durably},
+    peers::PeerState,
+    protocol::{Held, MAX_META, MAX_PACK, META_FILES, is_pack_name},
+    service::Mirror,
     sync::{local_packs, pack_path},
 };
 
@@ -28,24 +31,23 @@ impl Mirror {
             })?;
         let mut conn = client::connect(&self.0.id, &p.address, Some(peer)).await?;
         let repo = self.repo().to_path_buf();
-        tokio::fs::create_dir_all(repo.join("packs")).await?;
+        let packs = repo.join("packs");
+        blocking(move || std::fs::create_dir_all(packs)).await?;
         for meta in META_FILES {
             let resp = conn
                 .send(Method::GET, &format!("/v1/meta/{meta}"), full(Bytes::new()))
                 .await?;
-            let data = client::read_limited(resp.into_body(), 64 * 1024).await?;
+            let data = client::read_limited(resp.into_body(), MAX_META).await?;
             let path = repo.join(meta);
-            tokio::task::spawn_blocking(move || crate::identity::write_durably(&path, &data))
-                .await
-                .map_err(|e| MirrorError::Internal(e.to_string()))?
-                .map_err(|e| MirrorError::Internal(e.to_string()))?;
+            blocking(move || {
+                write_durably(&path, &data).map_err(|e| MirrorError::Internal(e.to_string()))
+            })
+            .await?;
         }
         let held: Vec<Held> = conn.json(Method::GET, "/v1/packs", &()).await?;
         let local = {
             let r = repo.clone();
-            tokio::task::spawn_blocking(move || local_packs(&r))
-                .await
-                .map_err(|e| MirrorError::Internal(e.to_string()))?
+            blocking(move || Ok::<_, MirrorError>(local_packs(&r))).await?
         };
         let todo: Vec<&Held> = held
             .iter()
@@ -66,8 +68,7 @@ impl Mirror {
                     full(Bytes::new()),
                 )
                 .await?;
-            let data =
-                client::read_limited(resp.into_body(), crate::server::MAX_PACK as usize).await?;
+            let data = client::read_limited(resp.into_body(), MAX_PACK as usize).await?;
             if blake3::hash(&data).to_hex().as_str() != h.name {
                 log::error!(
                     "mirror: pack {} from {} is damaged; skipped",
@@ -78,15 +79,13 @@ impl Mirror {
             }
             let path = pack_path(&repo, &h.name);
             let len = data.len() as u64;
-            tokio::task::spawn_blocking(move || {
+            blocking(move || {
                 if let Some(d) = path.parent() {
                     std::fs::create_dir_all(d)?;
                 }
-                crate::identity::write_durably(&path, &data)
-                    .map_err(|e| std::io::Error::other(e.to_string()))
+                write_durably(&path, &data).map_err(|e| std::io::Error::other(e.to_string()))
             })
-            .await
-            .map_err(|e| MirrorError::Internal(e.to_string()))??;
+            .await?;
             self.record_sent(peer, vec![(h.name.clone(), len)]).await?;
             count += 1;
             bytes += len;

@@ -2,6 +2,10 @@
 //! peer (resumable, rate-limited), asking for deletions of packs we no
 //! longer have, proving the peer still holds what it claims, and pulling
 //! everything back after a disaster.
+//!
+//! It speaks to the holder only through `client` and the wire types in
+//! `protocol`, never through the holder's own code: the two sides share
+//! the protocol, not modules.
 
 use hearth_system::unix_now;
 use std::{
@@ -17,12 +21,18 @@ use http_body_util::BodyExt;
 use hyper::Method;
 
 use crate::{
-    DeviceId, META_FILES, Mirror, MirrorError, Peer, PeerState,
+    blocking::blocking,
     client::{self, Conn, full},
-    is_pack_name,
-    pairing::Joiner,
-    server::{Hello, Names, PairConfirm, PairReply, PairRequest},
-    transfer::{Received, Scheduled},
+    error::MirrorError,
+    identity::DeviceId,
+    pairing::{self, Joiner},
+    peers::{Peer, PeerState},
+    pool::PIECE,
+    protocol::{
+        Hello, META_FILES, Names, PROTOCOL, PairConfirm, PairReply, PairRequest, Received,
+        Scheduled, is_pack_name,
+    },
+    service::Mirror,
 };
 
 /// Connections that upload at once: more than the cores, so one pack's
@@ -78,7 +88,8 @@ pub(crate) async fn run(m: Mirror) {
     }
 }
 
-/// Our packs: name → size, from the repository folder.
+/// Our packs: name → size, from the repository folder. Blocking: a
+/// directory walk, run inside [`blocking`].
 pub(crate) fn local_packs(repo: &Path) -> HashMap<String, u64> {
     let mut out = HashMap::new();
     let Ok(dirs) = std::fs::read_dir(repo.join("packs")) else {
@@ -118,7 +129,7 @@ impl Mirror {
                 "Type the other Hearth's address.".into(),
             ));
         }
-        let code = crate::pairing::normalise(code);
+        let code = pairing::normalise(code);
         if code.len() != 8 {
             return Err(MirrorError::Invalid(
                 "A pairing code has 8 letters and digits.".into(),
@@ -168,25 +179,34 @@ impl Mirror {
     async fn push(&self, p: &Peer) -> Result<(), MirrorError> {
         let mut conn = client::connect(&self.0.id, &p.address, Some(p.device)).await?;
         let hello: Hello = conn.json(Method::GET, "/v1/hello", &()).await?;
-        if hello.protocol != crate::PROTOCOL {
+        if hello.protocol != PROTOCOL {
             return Err(MirrorError::Protocol(format!(
                 "it speaks mirror protocol {}, this Hearth {}",
-                hello.protocol,
-                crate::PROTOCOL
+                hello.protocol, PROTOCOL
             )));
         }
+        // Our packs, and the repository files that exist beside them (they
+        // are small), in one trip to the blocking pool.
         let repo = self.repo().to_path_buf();
-        let local = tokio::task::spawn_blocking(move || local_packs(&repo))
-            .await
-            .map_err(|e| MirrorError::Internal(e.to_string()))?;
+        let (local, metas) = blocking(move || {
+            let local = local_packs(&repo);
+            let metas: Vec<(&str, Vec<u8>)> = if local.is_empty() {
+                Vec::new()
+            } else {
+                META_FILES
+                    .iter()
+                    .filter_map(|meta| Some((*meta, std::fs::read(repo.join(meta)).ok()?)))
+                    .collect()
+            };
+            Ok::<_, MirrorError>((local, metas))
+        })
+        .await?;
         if local.is_empty() {
             return Ok(());
         }
-        for meta in META_FILES {
-            if let Ok(data) = tokio::fs::read(self.repo().join(meta)).await {
-                conn.send(Method::PUT, &format!("/v1/meta/{meta}"), full(data))
-                    .await?;
-            }
+        for (meta, data) in metas {
+            conn.send(Method::PUT, &format!("/v1/meta/{meta}"), full(data))
+                .await?;
         }
         let names: Vec<String> = local.keys().cloned().collect();
         let want: Names = conn
@@ -320,11 +340,14 @@ impl Mirror {
         } else {
             0
         };
-        let mut file = std::fs::File::open(pack_path(self.repo(), name))?;
-        {
+        let path = pack_path(self.repo(), name);
+        let file = blocking(move || {
             use std::io::Seek;
+            let mut file = std::fs::File::open(path)?;
             file.seek(std::io::SeekFrom::Start(offset))?;
-        }
+            Ok::<_, MirrorError>(file)
+        })
+        .await?;
         let body = throttled(self.clone(), peer, file, size - offset);
         let resp = conn
             .send_sized(
@@ -430,12 +453,14 @@ impl Mirror {
 /// thread in pieces, into reused buffers ([`crate::pool`]).
 fn throttled(m: Mirror, peer: DeviceId, mut file: std::fs::File, len: u64) -> client::Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    tokio::task::spawn_blocking(move || {
+    // Not awaited: the reader runs until the pack is read or the body is
+    // dropped (its next send fails); a read error travels in the body.
+    drop(blocking(move || {
         use std::io::Read;
         let start = std::time::Instant::now();
         let mut sent = 0u64;
         while sent < len {
-            let want = (crate::pool::PIECE as u64).min(len - sent);
+            let want = (PIECE as u64).min(len - sent);
             let mut buf = m.0.pool.take();
             // `read_to_end` through `take` fills the spare capacity without
             // zeroing it first.
@@ -444,11 +469,11 @@ fn throttled(m: Mirror, peer: DeviceId, mut file: std::fs::File, len: u64) -> cl
                 Ok(n) => n,
                 Err(e) => {
                     let _ = tx.blocking_send(Err(e));
-                    return;
+                    return Ok(());
                 }
             };
             if tx.blocking_send(Ok(m.0.pool.bytes(buf))).is_err() {
-                return;
+                return Ok(());
             }
             sent += n as u64;
             m.update_progress(peer, |pr| pr.sent_bytes += n as u64);
@@ -460,7 +485,8 @@ fn throttled(m: Mirror, peer: DeviceId, mut file: std::fs::File, len: u64) -> cl
                 }
             }
         }
-    });
+        Ok::<_, std::io::Error>(())
+    }));
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await

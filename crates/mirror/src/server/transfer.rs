@@ -1,12 +1,13 @@
 //! The holder's handlers that move bytes: resumable pack uploads,
-//! downloads for disaster recovery, the repository's key files, deletions
-//! with a grace period, and proof-of-storage answers.
+//! downloads for disaster recovery, the repository's key files, proof-of-
+//! storage answers, and removing packs whose grace period is over.
+//!
+//! Everything here touches the disk, and all of it goes through
+//! [`blocking`]: an upload's writer thread is fed from the socket; each
+//! step that must be durable (fsync, rename, fsync the folder) happens in
+//! one closure, in order, before the row that makes it visible.
 
-use hearth_system::unix_now;
-use std::{
-    io::Read,
-    path::{Path as FsPath, PathBuf},
-};
+use std::path::PathBuf;
 
 use axum::{
     Extension, Json,
@@ -16,17 +17,21 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use hearth_store::rusqlite::params;
+use hearth_system::unix_now;
 use http_body_util::BodyExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::{
-    DeviceId, META_FILES, Mirror, MirrorError, is_pack_name,
-    server::{ApiError, Names, PeerCert, bad, confirmed},
+    blocking::blocking,
+    error::MirrorError,
+    identity::{DeviceId, write_durably},
+    pool::PIECE,
+    protocol::{
+        Challenge, MAX_META, MAX_PACK, META_FILES, Proof, Received, hash_file, is_pack_name,
+    },
+    server::access::{ApiError, PeerCert, bad, confirmed},
+    service::Mirror,
 };
-
-use super::server::MAX_PACK;
-
-const MAX_META: usize = 64 * 1024;
 
 impl Mirror {
     fn pack_file(&self, owner: DeviceId, name: &str) -> PathBuf {
@@ -61,11 +66,12 @@ impl Mirror {
                 continue;
             };
             let path = self.pack_file(id, name);
-            match std::fs::remove_file(&path) {
-                Ok(()) => hearth_system::sync_parent(&path)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
+            blocking(move || match std::fs::remove_file(&path) {
+                Ok(()) => hearth_system::sync_parent(&path),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            })
+            .await?;
             let (o, n) = (owner.clone(), name.clone());
             self.0
                 .store
@@ -126,13 +132,6 @@ impl Drop for Reservation {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Received {
-    pub received: u64,
-    /// The pack is complete, checked and stored.
-    pub stored: bool,
-}
-
 fn check_name(name: &str) -> Result<(), ApiError> {
     if is_pack_name(name) {
         Ok(())
@@ -149,8 +148,9 @@ pub(crate) async fn upload_state(
 ) -> Result<Json<Received>, ApiError> {
     confirmed(&m, &peer).await?;
     check_name(&name)?;
-    let received = std::fs::metadata(m.part_file(peer.id, &name))
-        .map(|md| md.len())
+    let part = m.part_file(peer.id, &name);
+    let received = blocking(move || std::fs::metadata(part).map(|md| md.len()))
+        .await
         .unwrap_or(0);
     Ok(Json(Received {
         received,
@@ -194,13 +194,16 @@ pub(crate) async fn upload(
         )
     })?;
     let part = m.part_file(peer.id, &name);
-    if let Some(dir) = part.parent() {
-        tokio::fs::create_dir_all(dir).await?;
-    }
-    let have = tokio::fs::metadata(&part)
-        .await
-        .map(|md| md.len())
-        .unwrap_or(0);
+    let have = {
+        let part = part.clone();
+        blocking(move || {
+            if let Some(dir) = part.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            Ok::<_, std::io::Error>(std::fs::metadata(&part).map(|md| md.len()).unwrap_or(0))
+        })
+        .await?
+    };
     if q.offset > have {
         return Err(ApiError(
             StatusCode::CONFLICT,
@@ -209,10 +212,11 @@ pub(crate) async fn upload(
     }
     // Writing and hashing happen on a blocking thread, so the async threads
     // only move bytes off the socket. hyper's frames go over as they are
-    // (no copy), a piece's worth at a time.
+    // (no copy), a piece's worth at a time. The writer starts now and runs
+    // while the body streams in; it is awaited once the body ends.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<bytes::Bytes>>(8);
     let (path, offset) = (part.clone(), q.offset);
-    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<Option<String>> {
+    let writer = blocking(move || -> std::io::Result<Option<String>> {
         use std::io::{Seek, Write};
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -254,7 +258,7 @@ pub(crate) async fn upload(
             }
             pending += data.len();
             frames.push(data);
-            if pending >= crate::pool::PIECE {
+            if pending >= PIECE {
                 pending = 0;
                 if tx.send(std::mem::take(&mut frames)).await.is_err() {
                     break;
@@ -266,11 +270,9 @@ pub(crate) async fn upload(
         let _ = tx.send(frames).await;
     }
     drop(tx);
-    let streamed = writer
-        .await
-        .map_err(|e| MirrorError::Internal(e.to_string()))??;
+    let streamed = writer.await?;
     if too_long {
-        let _ = tokio::fs::remove_file(&part).await;
+        let _ = blocking(move || std::fs::remove_file(&part)).await;
         return Err(bad("more bytes than the declared size"));
     }
     if broken || received < q.size {
@@ -280,9 +282,7 @@ pub(crate) async fn upload(
         }));
     }
     let (mm, owner, n) = (m.clone(), peer.id, name.clone());
-    let stored = tokio::task::spawn_blocking(move || mm.store_part(owner, &n, q.size, streamed))
-        .await
-        .map_err(|e| MirrorError::Internal(e.to_string()))??;
+    let stored = blocking(move || mm.store_part(owner, &n, q.size, streamed)).await?;
     if !stored {
         return Err(ApiError(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -310,7 +310,7 @@ async fn held_size(m: &Mirror, owner: DeviceId, name: &str) -> Result<u64, Mirro
 
 impl Mirror {
     /// Checks a complete upload against its name and moves it into place;
-    /// only then is it recorded. Blocking.
+    /// only then is it recorded. Blocking: run it inside [`blocking`].
     fn store_part(
         &self,
         owner: DeviceId,
@@ -351,22 +351,6 @@ impl Mirror {
     }
 }
 
-/// BLAKE3 of `prefix ‖ file`, as hex.
-fn hash_file(path: &FsPath, prefix: &[u8]) -> Result<String, std::io::Error> {
-    let mut h = blake3::Hasher::new();
-    h.update(prefix);
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().to_hex().to_string())
-}
-
 /// A held pack, for disaster recovery.
 pub(crate) async fn download(
     State(m): State<Mirror>,
@@ -375,7 +359,8 @@ pub(crate) async fn download(
 ) -> Result<Response, ApiError> {
     confirmed(&m, &peer).await?;
     check_name(&name)?;
-    let data = tokio::fs::read(m.pack_file(peer.id, &name))
+    let path = m.pack_file(peer.id, &name);
+    let data = blocking(move || std::fs::read(path))
         .await
         .map_err(|_| ApiError(StatusCode::NOT_FOUND, "no such pack here".into()))?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
@@ -401,13 +386,11 @@ pub(crate) async fn put_meta(
         .await
         .map_err(|_| bad("too large for a repository file"))?;
     let dir = m.held(peer.id);
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         std::fs::create_dir_all(&dir)?;
-        crate::identity::write_durably(&dir.join(&file), &data)
-            .map_err(|e| MirrorError::Internal(e.to_string()))
+        write_durably(&dir.join(&file), &data).map_err(|e| MirrorError::Internal(e.to_string()))
     })
-    .await
-    .map_err(|e| MirrorError::Internal(e.to_string()))??;
+    .await?;
     Ok(Json(serde_json::json!({ "stored": true })))
 }
 
@@ -418,70 +401,11 @@ pub(crate) async fn get_meta(
 ) -> Result<Response, ApiError> {
     confirmed(&m, &peer).await?;
     check_meta(&file)?;
-    let data = tokio::fs::read(m.held(peer.id).join(&file))
+    let path = m.held(peer.id).join(&file);
+    let data = blocking(move || std::fs::read(path))
         .await
         .map_err(|_| ApiError(StatusCode::NOT_FOUND, "not stored here".into()))?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Scheduled {
-    pub scheduled: u64,
-    pub delete_after: i64,
-}
-
-/// The owner no longer needs these packs. They go after the grace period,
-/// so a compromised or mistaken owner cannot wipe its mirror at once.
-pub(crate) async fn delete(
-    State(m): State<Mirror>,
-    Extension(peer): Extension<PeerCert>,
-    Json(req): Json<Names>,
-) -> Result<Json<Scheduled>, ApiError> {
-    confirmed(&m, &peer).await?;
-    let after = unix_now() + m.0.settings.grace.as_secs() as i64;
-    let owner = peer.id.to_hex();
-    let scheduled =
-        m.0.store
-            .write(move |c| {
-                let tx = c.transaction()?;
-                let mut n = 0;
-                {
-                    let mut mark = tx.prepare_cached(
-                        "UPDATE mirror_held SET delete_after = ?3
-                     WHERE owner = ?1 AND name = ?2 AND delete_after IS NULL",
-                    )?;
-                    for name in req.packs.iter().filter(|n| is_pack_name(n)) {
-                        n += mark.execute(params![owner, name, after])? as u64;
-                    }
-                }
-                tx.commit()?;
-                Ok::<_, MirrorError>(n)
-            })
-            .await?;
-    if scheduled > 0 {
-        log::info!(
-            "mirror: {} asked to delete {scheduled} packs; they go after the grace period",
-            peer.id.short()
-        );
-    }
-    Ok(Json(Scheduled {
-        scheduled,
-        delete_after: after,
-    }))
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Challenge {
-    /// Hex, 32 bytes.
-    pub nonce: String,
-    pub packs: Vec<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Proof {
-    pub name: String,
-    /// BLAKE3(nonce ‖ pack) in hex, or `None` when we do not have it.
-    pub hash: Option<String>,
 }
 
 /// Proof of storage: hashes each named pack, prefixed with the owner's
@@ -498,22 +422,18 @@ pub(crate) async fn prove(
         return Err(bad("a challenge is a 32-byte nonce and at most 64 packs"));
     }
     let (mm, owner) = (m.clone(), peer.id);
-    let proofs = tokio::task::spawn_blocking(move || {
-        req.packs
-            .iter()
-            .filter(|n| is_pack_name(n))
-            .map(|name| Proof {
-                name: name.clone(),
-                hash: hash_file(&mm.pack_file(owner, name), &nonce).ok(),
-            })
-            .collect::<Vec<_>>()
+    let proofs = blocking(move || {
+        Ok::<_, std::io::Error>(
+            req.packs
+                .iter()
+                .filter(|n| is_pack_name(n))
+                .map(|name| Proof {
+                    name: name.clone(),
+                    hash: hash_file(&mm.pack_file(owner, name), &nonce).ok(),
+                })
+                .collect::<Vec<_>>(),
+        )
     })
-    .await
-    .map_err(|e| MirrorError::Internal(e.to_string()))?;
+    .await?;
     Ok(Json(proofs))
-}
-
-/// For the owner: the same proof over its own copy.
-pub fn proof_of(path: &FsPath, nonce: &[u8]) -> Result<String, std::io::Error> {
-    hash_file(path, nonce)
 }
