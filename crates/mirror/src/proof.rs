@@ -12,9 +12,9 @@ use crate::{
     client::{self, Conn},
     error::MirrorError,
     identity::DeviceId,
+    protocol::pack_path,
     protocol::{Challenge, Proof, hash_file},
     service::Mirror,
-    sync::pack_path,
 };
 
 /// Packs checked per proof-of-storage round.

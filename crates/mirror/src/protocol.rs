@@ -8,7 +8,7 @@
 //! other, and a change to the wire shows up in one file. Nothing here knows
 //! about HTTP frameworks or the database.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -128,4 +128,11 @@ pub struct Proof {
     pub name: String,
     /// BLAKE3(nonce ‖ pack) in hex, or `None` when we do not have it.
     pub hash: Option<String>,
+}
+
+/// Where pack `name` lives under a repository folder, the owner's own or a
+/// holder's copy of it (`packs/<first two hex digits>/<name>`): one layout, so
+/// a held copy can be restored by copying it back as it is.
+pub(crate) fn pack_path(repo: &Path, name: &str) -> PathBuf {
+    repo.join("packs").join(&name[..2]).join(name)
 }

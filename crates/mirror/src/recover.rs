@@ -10,9 +10,10 @@ use crate::{
     error::MirrorError,
     identity::{DeviceId, write_durably},
     peers::PeerState,
+    protocol::pack_path,
     protocol::{Held, MAX_META, MAX_PACK, META_FILES, is_pack_name},
     service::Mirror,
-    sync::{local_packs, pack_path},
+    sync::local_packs,
 };
 
 impl Mirror {

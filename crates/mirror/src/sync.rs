@@ -10,7 +10,7 @@
 use hearth_system::unix_now;
 use std::{
     collections::{HashMap, HashSet, VecDeque},
-    path::{Path, PathBuf},
+    path::Path,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -30,7 +30,7 @@ use crate::{
     pool::PIECE,
     protocol::{
         Hello, META_FILES, Names, PROTOCOL, PairConfirm, PairReply, PairRequest, Received,
-        Scheduled, is_pack_name,
+        Scheduled, is_pack_name, pack_path,
     },
     service::Mirror,
 };
@@ -109,10 +109,6 @@ pub(crate) fn local_packs(repo: &Path) -> HashMap<String, u64> {
         }
     }
     out
-}
-
-pub(crate) fn pack_path(repo: &Path, name: &str) -> PathBuf {
-    repo.join("packs").join(&name[..2]).join(name)
 }
 
 impl Mirror {

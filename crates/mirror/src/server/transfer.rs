@@ -28,6 +28,7 @@ use crate::{
     pool::PIECE,
     protocol::{
         Challenge, MAX_META, MAX_PACK, META_FILES, Proof, Received, hash_file, is_pack_name,
+        pack_path,
     },
     server::access::{ApiError, PeerCert, bad, confirmed},
     service::Mirror,
@@ -35,7 +36,7 @@ use crate::{
 
 impl Mirror {
     fn pack_file(&self, owner: DeviceId, name: &str) -> PathBuf {
-        self.held(owner).join("packs").join(&name[..2]).join(name)
+        pack_path(&self.held(owner), name)
     }
 
     fn part_file(&self, owner: DeviceId, name: &str) -> PathBuf {
