@@ -12,12 +12,14 @@ run:
 test-all:
     scripts/test
 
-# The aarch64 release build runs while the test binaries run (they mostly
-# wait on sockets and timers), then its smoke check and the image lint use it.
+# One build serves clippy and the tests (clippy-driver as the workspace's
+# rustc); the aarch64 release build runs while the test binaries run (they
+# mostly wait on sockets and timers); then its smoke check and the image lint.
 
 # Everything CI checks, assuming the tools are installed (the README's test command runs this).
-check: tools lint
-    scripts/run-tests --beside "just build-arm64"
+check: tools
+    cargo fmt --all -- --check
+    scripts/run-tests --lint --beside "just build-arm64"
     just arm64-smoke lint-image
 
 # Name any tool from scripts/tools that is missing, with its package (seconds).
