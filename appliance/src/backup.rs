@@ -5,19 +5,15 @@ use std::{io::BufRead, path::PathBuf};
 use anyhow::Context;
 use hearth_backup::{Repo, VerifyMode};
 use hearth_config::Config;
+use hearth_jobs::Paths;
 
 use crate::{
     Failure,
     cli::{BackupArgs, BackupCommand, KeyCommand},
 };
 
-/// Where the repository, the device key and the database live.
-struct Paths {
-    repo: PathBuf,
-    key: PathBuf,
-    db: PathBuf,
-}
-
+/// The repository, key and database under the data directory (created if
+/// missing), with the database opened once so its migrations have run.
 fn paths(config: &Config) -> Result<Paths, Failure> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
@@ -25,20 +21,15 @@ fn paths(config: &Config) -> Result<Paths, Failure> {
             config.data_dir.display()
         )
     })?;
-    let layout = config.data();
-    let db = layout.db();
+    let p = Paths::under(&config.data_dir);
     // Opening runs the migrations (and refuses a newer schema).
-    hearth_store::Store::open(&db).map_err(|e| Failure::Runtime(e.into()))?;
-    Ok(Paths {
-        repo: layout.repo(),
-        key: layout.backup_key(),
-        db,
-    })
+    hearth_store::Store::open(&p.db).map_err(|e| Failure::Runtime(e.into()))?;
+    Ok(p)
 }
 
 pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
     let p = paths(config)?;
-    let open = || Repo::open(&p.repo, &p.key, &p.db).map_err(Failure::from);
+    let open = || p.open().map_err(Failure::from);
     match args.command {
         BackupCommand::Init { passphrase_file } => {
             let passphrase = read_passphrase(passphrase_file)?;
