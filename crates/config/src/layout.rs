@@ -41,6 +41,13 @@ impl DataDir {
     pub fn mirror(&self) -> PathBuf {
         self.0.join("mirror")
     }
+
+    /// Installed and staged versions of Hearth (slots), the `current` and
+    /// `previous` links, the trial marker and the database copy taken
+    /// before a switch ([updates](../../../docs/updates.md)).
+    pub fn update(&self) -> PathBuf {
+        self.0.join("update")
+    }
 }
 
 impl AsRef<Path> for DataDir {

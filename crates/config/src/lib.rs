@@ -69,6 +69,9 @@ pub struct Config {
     pub log_level: LogLevel,
     /// Whether session cookies carry the `Secure` attribute.
     pub secure_cookies: bool,
+    /// A minisign public key trusted for updates besides the release key
+    /// compiled in; empty for none.
+    pub update_extra_key: String,
 }
 
 /// Log verbosity, spelled as in the file.

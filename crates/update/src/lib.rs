@@ -1,0 +1,320 @@
+//! Signed offline updates ([docs/updates.md](../../../docs/updates.md)).
+//!
+//! A bundle (`hearth-<version>-arm64.update`) is a tar of a minisign-signed
+//! manifest and the files it lists. It is checked completely (signature,
+//! architecture, version, free space, every byte's hash) and written into a
+//! slot under the data folder; the running binary is never overwritten.
+//! "Install" copies the database, writes a trial marker and moves the
+//! `current` link; the next start runs the new version on trial, and the
+//! launcher rolls back by itself if it does not confirm.
+
+mod bundle;
+mod error;
+mod keys;
+mod launch;
+mod manifest;
+mod slots;
+
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    sync::{Arc, OnceLock},
+};
+
+pub use bundle::{MANIFEST, Progress, SIGNATURE, Signed, verify_slot};
+pub use error::UpdateError;
+pub use keys::{Keys, RELEASE_KEY, Signer};
+pub use launch::Launch;
+pub use manifest::{Accept, FileEntry, Manifest, PROGRAM};
+pub use slots::{Outcome, Trial};
+
+use slots::{CURRENT, DB_COPY, Layout, PREVIOUS, STAGED};
+
+/// The exit status with which `hearth serve` asks to be started again
+/// (after an "Install"); the unit lists it in `RestartForceExitStatus=`.
+pub const EXIT_RESTART: u8 = 75;
+
+/// The environment variable the launcher sets for a slot's binary: the
+/// slot's folder. Its presence means "already launched".
+pub const SLOT_VAR: &str = "HEARTH_SLOT";
+
+/// The version this process is: the signed manifest's version when it runs
+/// from a slot, else the version it was built as.
+pub fn running_version() -> &'static semver::Version {
+    static VERSION: OnceLock<semver::Version> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        let built = semver::Version::parse(env!("CARGO_PKG_VERSION"))
+            .unwrap_or(semver::Version::new(0, 0, 0));
+        let Some(dir) = std::env::var_os(SLOT_VAR) else {
+            return built;
+        };
+        std::fs::read(Path::new(&dir).join(MANIFEST))
+            .ok()
+            .and_then(|b| Manifest::parse(&b).ok())
+            .and_then(|m| m.parsed_version().ok())
+            .unwrap_or(built)
+    })
+}
+
+/// The slot this process runs from, if any.
+pub fn running_slot() -> Option<String> {
+    let dir = std::env::var_os(SLOT_VAR)?;
+    Some(Path::new(&dir).file_name()?.to_string_lossy().into_owned())
+}
+
+pub(crate) fn unix_now() -> i64 {
+    hearth_system::unix_now()
+}
+
+/// A staged bundle: checked, written, waiting for "Install".
+#[derive(Clone, Debug)]
+pub struct Staged {
+    pub slot: String,
+    pub manifest: Manifest,
+    pub signer: Signer,
+}
+
+/// Everything the Update page shows.
+#[derive(Clone, Debug)]
+pub struct Status {
+    pub running: String,
+    pub staged: Option<Staged>,
+    pub last: Option<Outcome>,
+    pub trial: Option<Trial>,
+}
+
+/// The update folder of one data folder, and the keys it trusts.
+#[derive(Clone, Debug)]
+pub struct Updates {
+    layout: Layout,
+    db: PathBuf,
+    keys: Keys,
+}
+
+impl Updates {
+    /// `dir` is the data folder's `update` folder, `db` its database.
+    pub fn new(dir: PathBuf, db: PathBuf, keys: Keys) -> Updates {
+        Updates {
+            layout: Layout { dir },
+            db,
+            keys,
+        }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    fn prepare(&self) -> Result<(), UpdateError> {
+        let slots = self.layout.slots();
+        std::fs::create_dir_all(&slots).map_err(|e| UpdateError::io("create", &slots, e))
+    }
+
+    /// Checks a whole bundle (signature, machine, version, space, every
+    /// file's hash) and keeps nothing: `hearth update check`.
+    pub fn check(
+        &self,
+        reader: impl Read,
+        accept: Accept,
+        progress: &Arc<Progress>,
+    ) -> Result<Signed, UpdateError> {
+        bundle::read(
+            &self.keys,
+            running_version(),
+            accept,
+            &self.layout.dir,
+            reader,
+            progress,
+            None,
+        )
+    }
+
+    /// Checks a bundle and writes it into a new slot, which becomes the
+    /// staged one. A refusal leaves nothing behind.
+    pub fn stage(
+        &self,
+        reader: impl Read,
+        accept: Accept,
+        progress: &Arc<Progress>,
+    ) -> Result<Staged, UpdateError> {
+        self.prepare()?;
+        self.layout.collect_garbage(&[]);
+        let tmp = self
+            .layout
+            .slots()
+            .join(format!(".staging-{}", random_hex()));
+        std::fs::create_dir(&tmp).map_err(|e| UpdateError::io("create", &tmp, e))?;
+        let result = bundle::read(
+            &self.keys,
+            running_version(),
+            accept,
+            &self.layout.dir,
+            reader,
+            progress,
+            Some(&tmp),
+        )
+        .and_then(|signed| self.place(&tmp, signed));
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        result
+    }
+
+    /// Stages a bundle given as its parts (a peer sends them so): the
+    /// manifest, its signature, and a reader per listed file.
+    pub fn stage_parts(
+        &self,
+        manifest: Vec<u8>,
+        signature: String,
+        accept: Accept,
+        mut open: impl FnMut(&FileEntry) -> Result<Box<dyn Read + Send>, UpdateError>,
+    ) -> Result<Staged, UpdateError> {
+        let signed = Signed::verify(&self.keys, manifest, signature)?;
+        self.prepare()?;
+        signed.check(running_version(), accept, &self.layout.dir)?;
+        self.layout.collect_garbage(&[]);
+        let tmp = self
+            .layout
+            .slots()
+            .join(format!(".staging-{}", random_hex()));
+        std::fs::create_dir(&tmp).map_err(|e| UpdateError::io("create", &tmp, e))?;
+        let result = (|| {
+            bundle::write_file(&tmp.join(MANIFEST), &signed.bytes, 0o600)?;
+            bundle::write_file(&tmp.join(SIGNATURE), signed.signature.as_bytes(), 0o600)?;
+            for file in &signed.manifest.files {
+                let reader = open(file)?;
+                bundle::write_part(reader, file, &tmp)?;
+            }
+            self.place(&tmp, signed.clone())
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        result
+    }
+
+    /// Renames a complete staging folder into its slot and points `staged`
+    /// at it.
+    fn place(&self, tmp: &Path, signed: Signed) -> Result<Staged, UpdateError> {
+        std::fs::File::open(tmp)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| UpdateError::io("flush", tmp, e))?;
+        let id = &hex::encode(sha2_of(&signed.bytes))[..12];
+        let slot = format!("{}-{id}", signed.manifest.version);
+        let dest = self.layout.slot(&slot);
+        if dest.exists() {
+            // The same signed manifest was staged before; its files were
+            // checked then, and are checked again before they run.
+            let _ = std::fs::remove_dir_all(tmp);
+        } else {
+            std::fs::rename(tmp, &dest).map_err(|e| UpdateError::io("rename", tmp, e))?;
+            hearth_system::sync_parent(&dest).map_err(|e| UpdateError::io("flush", &dest, e))?;
+        }
+        self.layout.set_link(STAGED, Some(&slot))?;
+        log::info!(
+            "update {} staged (slot {slot}, signed by {})",
+            signed.manifest.version,
+            signed.signer.label()
+        );
+        Ok(Staged {
+            slot,
+            manifest: signed.manifest,
+            signer: signed.signer,
+        })
+    }
+
+    /// The staged bundle, checked again.
+    pub fn staged(&self) -> Option<Staged> {
+        let slot = self.layout.link(STAGED)?;
+        match verify_slot(&self.keys, &self.layout.slot(&slot)) {
+            Ok(signed) => Some(Staged {
+                slot,
+                manifest: signed.manifest,
+                signer: signed.signer,
+            }),
+            Err(e) => {
+                log::warn!("the staged update {slot} no longer checks out: {e}");
+                None
+            }
+        }
+    }
+
+    /// Drops the staged bundle (the page's "Cancel").
+    pub fn unstage(&self) -> Result<(), UpdateError> {
+        self.layout.set_link(STAGED, None)?;
+        self.layout.collect_garbage(&[]);
+        Ok(())
+    }
+
+    /// Switches to the staged slot: copies the database (`VACUUM INTO`),
+    /// writes the trial marker, then the links. The switch takes effect at
+    /// the next start, which the caller brings about ([`EXIT_RESTART`]).
+    pub fn switch(&self) -> Result<Staged, UpdateError> {
+        let staged = self.staged().ok_or(UpdateError::NothingStaged)?;
+        let copy = self.layout.path(DB_COPY);
+        let _ = std::fs::remove_file(&copy);
+        let db_copied = self.db.exists();
+        if db_copied {
+            hearth_store::backup(&self.db, &copy)
+                .map_err(|e| UpdateError::Database(e.to_string()))?;
+        }
+        let previous = running_slot().unwrap_or_default();
+        let trial = slots::new_trial(
+            (&staged.slot, &staged.manifest.version),
+            (&previous, &running_version().to_string()),
+            db_copied,
+        );
+        self.layout.write_trial(&trial)?;
+        self.layout.set_link(
+            PREVIOUS,
+            (!previous.is_empty()).then_some(previous.as_str()),
+        )?;
+        self.layout.set_link(CURRENT, Some(&staged.slot))?;
+        self.layout.set_link(STAGED, None)?;
+        log::info!(
+            "switching to {} at the next start (from {})",
+            staged.manifest.version,
+            running_version()
+        );
+        Ok(staged)
+    }
+
+    /// What the Update page shows.
+    pub fn status(&self) -> Status {
+        Status {
+            running: running_version().to_string(),
+            staged: self.staged(),
+            last: self.layout.last(),
+            trial: self.layout.trial(),
+        }
+    }
+
+    /// The newest verified slot this device holds (running or staged),
+    /// which it offers to its paired peers: its manifest, signature and
+    /// folder.
+    pub fn offer(&self) -> Option<(Signed, PathBuf)> {
+        [CURRENT, STAGED]
+            .iter()
+            .filter_map(|l| self.layout.link(l))
+            .filter_map(|slot| {
+                let dir = self.layout.slot(&slot);
+                verify_slot(&self.keys, &dir).ok().map(|s| (s, dir))
+            })
+            .max_by(|a, b| {
+                let va = a.0.manifest.parsed_version().ok();
+                let vb = b.0.manifest.parsed_version().ok();
+                va.cmp(&vb)
+            })
+    }
+}
+
+fn random_hex() -> String {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    hex::encode(b)
+}
+
+fn sha2_of(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
