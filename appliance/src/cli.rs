@@ -28,6 +28,8 @@ pub enum Command {
     Db(DbCommand),
     /// Encrypted, deduplicated backups of folders.
     Backup(BackupArgs),
+    /// Signed offline updates: check a bundle, install it, or show the state.
+    Update(UpdateArgs),
     /// List the Hearths announcing themselves on the local networks (mDNS),
     /// as Peers -> Join a device does.
     Discover {
@@ -128,6 +130,41 @@ pub enum BackupCommand {
 pub enum KeyCommand {
     /// Print the repository key: an age identity file that decrypts every pack.
     Export,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// Use the state in DIR (overrides `data_dir`).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub data: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: UpdateCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpdateCommand {
+    /// Check an update file completely (signature, machine, version, space,
+    /// every byte) and keep nothing.
+    Check {
+        file: PathBuf,
+        /// Accept a version that is not newer than the running one.
+        #[arg(long)]
+        allow_older: bool,
+    },
+    /// Check and stage an update, and switch to it at the next start
+    /// (`systemctl restart hearth`); it rolls back by itself if unhealthy.
+    Install {
+        file: PathBuf,
+        /// Accept a version that is not newer than the running one.
+        #[arg(long)]
+        allow_older: bool,
+    },
+    /// The running version, a staged update, and how the last one went.
+    Status,
+    /// For the unit's ExecStopPost: record how the service stopped, so a
+    /// failed update's rollback can say why.
+    #[command(hide = true)]
+    RecordExit,
 }
 
 #[derive(Debug, clap::Args)]

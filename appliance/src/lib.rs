@@ -8,6 +8,7 @@
 mod backup;
 pub mod cli;
 mod serve;
+mod update;
 
 use std::{path::Path, process::ExitCode};
 
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> ExitCode {
             eprintln!("hearth: {msg}");
             ExitCode::from(2)
         }
+        Err(Failure::Restart) => ExitCode::from(hearth_update::EXIT_RESTART),
         Err(Failure::Runtime(e)) => {
             eprintln!("hearth: {e:#}");
             log::error!("{e:#}");
@@ -33,6 +35,9 @@ pub fn run(cli: Cli) -> ExitCode {
 
 pub(crate) enum Failure {
     BadInput(String),
+    /// Not a failure: `hearth serve` stopped so that the new version
+    /// starts (systemd's `RestartForceExitStatus=`).
+    Restart,
     Runtime(anyhow::Error),
 }
 
@@ -79,7 +84,10 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             if let Some(addr) = args.listen {
                 config.listen = addr;
             }
-            serve::serve(config, args.simulate_clock_offset).map_err(Failure::Runtime)
+            match serve::serve(config, args.simulate_clock_offset)? {
+                serve::Stopped::Clean => Ok(()),
+                serve::Stopped::ForRestart => Err(Failure::Restart),
+            }
         }
         Command::Backup(args) => {
             let mut config = load_config(cli.config.as_deref())?;
@@ -87,6 +95,13 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 config.data_dir = dir.clone();
             }
             backup::run(&config, args)
+        }
+        Command::Update(args) => {
+            let mut config = load_config(cli.config.as_deref())?;
+            if let Some(dir) = &args.data {
+                config.data_dir = dir.clone();
+            }
+            update::run(&config, args)
         }
         Command::Discover { seconds } => discover(seconds),
         Command::Db(DbCommand::Backup { file, data }) => {

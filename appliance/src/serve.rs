@@ -17,9 +17,40 @@ use hearth_web::{AppState, Services, Shared};
 /// How long in-flight requests get to finish after SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyhow::Result<()> {
+/// How long an update on trial has to answer its own `/healthz` before it
+/// gives up (systemd's `TimeoutStartSec=` is the outer deadline).
+const TRIAL_CHECK: Duration = Duration::from_secs(30);
+
+/// How `hearth serve` ended.
+pub(crate) enum Stopped {
+    Clean,
+    /// An update was installed: start again (exit status 75).
+    ForRestart,
+}
+
+pub(crate) fn serve(
+    config: Config,
+    simulate_clock_offset: Option<i64>,
+) -> Result<Stopped, crate::Failure> {
     let started = Instant::now();
     init_logging(level(config.log_level));
+    // Before anything is opened: run the installed update instead, or
+    // roll back one that did not come up (docs/updates.md).
+    crate::update::launch(&config)?;
+    let updates = crate::update::updates(&config)?;
+    if updates.keys().has_extra() {
+        log::warn!("also trusting updates signed by update_extra_key from the configuration");
+    }
+    log::info!("Hearth {} starting", hearth_update::running_version());
+    serve_with(config, simulate_clock_offset, started, updates).map_err(crate::Failure::Runtime)
+}
+
+fn serve_with(
+    config: Config,
+    simulate_clock_offset: Option<i64>,
+    started: Instant,
+    updates: hearth_update::Updates,
+) -> anyhow::Result<Stopped> {
     raise_open_files();
     prepare_data_dir(&config)?;
     let store = Store::open(&config.data().db())?;
@@ -62,6 +93,7 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
         },
         config.mirror_discovery,
     );
+    let restart = std::sync::Arc::new(tokio::sync::Notify::new());
     let clock = match simulate_clock_offset {
         Some(secs) => Clock::simulated(secs.saturating_mul(1000)),
         None => Clock::system(),
@@ -89,6 +121,8 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
             data_dir: config.data_dir.clone(),
             files_dir: config.files_dir.clone(),
             secure_cookies: config.secure_cookies,
+            updates: updates.clone(),
+            restart: restart.clone(),
         })
         .context("no random numbers")?,
     );
@@ -97,11 +131,18 @@ pub(crate) fn serve(config: Config, simulate_clock_offset: Option<i64>) -> anyho
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(listener, peer_listener, state, started))?;
+    let stopped = runtime.block_on(run(
+        listener,
+        peer_listener,
+        state,
+        started,
+        &updates,
+        &restart,
+    ))?;
     // Every request has finished: fold the WAL back so the stop is clean.
     store.close().context("closing the database")?;
     log::info!("stopped cleanly");
-    Ok(())
+    Ok(stopped)
 }
 
 async fn run(
@@ -109,7 +150,9 @@ async fn run(
     peer_listener: std::net::TcpListener,
     state: AppState,
     started: Instant,
-) -> anyhow::Result<()> {
+    updates: &hearth_update::Updates,
+    restart: &tokio::sync::Notify,
+) -> anyhow::Result<Stopped> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -136,6 +179,20 @@ async fn run(
         let _ = writeln!(out, "Peer port at {peer_addr}");
         let _ = out.flush();
     }
+    if updates.on_trial() {
+        // An update on trial is kept only once it answers as clients will.
+        if let Err(e) = check_health(addr).await {
+            let reason = format!("its own /healthz check failed: {e:#}");
+            updates.fail_trial(&reason);
+            anyhow::bail!("this update is not healthy ({reason}); the next start rolls back");
+        }
+        let confirmed = tokio::task::spawn_blocking({
+            let updates = updates.clone();
+            move || updates.confirm()
+        })
+        .await?;
+        confirmed.context("confirming the update")?;
+    }
     log::info!(
         "listening on {addr}, ready {} ms after start",
         started.elapsed().as_millis()
@@ -151,10 +208,17 @@ async fn run(
         });
     }
 
-    tokio::select! {
-        result = &mut server => return result.context("web server task")?.context("web server"),
-        () = stop_signal() => {}
-    }
+    let stopped = tokio::select! {
+        result = &mut server => {
+            result.context("web server task")?.context("web server")?;
+            return Ok(Stopped::Clean);
+        }
+        () = stop_signal() => Stopped::Clean,
+        () = restart.notified() => {
+            log::info!("an update was installed; stopping to start it");
+            Stopped::ForRestart
+        }
+    };
     notify::stopping();
     let _ = stop_tx.send(());
     match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
@@ -163,6 +227,32 @@ async fn run(
             "requests still running {}s after the stop signal; stopping anyway",
             DRAIN_TIMEOUT.as_secs()
         ),
+    }
+    Ok(stopped)
+}
+
+/// Asks this server's own `/healthz` over loopback, as the admin's browser
+/// would: the database opens, migrations ran, requests are answered.
+async fn check_health(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let mut target = addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let client = reqwest::Client::builder()
+        .timeout(TRIAL_CHECK)
+        .no_proxy()
+        .build()?;
+    let response = client
+        .get(format!("http://{target}/healthz"))
+        .send()
+        .await?;
+    let status = response.status();
+    let body = response.text().await?;
+    if !status.is_success() || !body.starts_with("ok") {
+        anyhow::bail!("{status}: {}", body.trim());
     }
     Ok(())
 }

@@ -34,9 +34,10 @@ use slots::{CURRENT, DB_COPY, Layout, PREVIOUS, STAGED};
 /// (after an "Install"); the unit lists it in `RestartForceExitStatus=`.
 pub const EXIT_RESTART: u8 = 75;
 
-/// The environment variable the launcher sets for a slot's binary: the
+/// The environment variable the launcher sets for a slot's binary (not
+/// `HEARTH_*`, which would be read as a setting): the
 /// slot's folder. Its presence means "already launched".
-pub const SLOT_VAR: &str = "HEARTH_SLOT";
+pub const SLOT_VAR: &str = "RUNNING_HEARTH_SLOT";
 
 /// The version this process is: the signed manifest's version when it runs
 /// from a slot, else the version it was built as.
@@ -54,6 +55,12 @@ pub fn running_version() -> &'static semver::Version {
             .and_then(|m| m.parsed_version().ok())
             .unwrap_or(built)
     })
+}
+
+/// [`running_version`] as text, for pages and `/healthz`.
+pub fn running_version_text() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| running_version().to_string())
 }
 
 /// The slot this process runs from, if any.
@@ -77,7 +84,11 @@ pub struct Staged {
 /// Everything the Update page shows.
 #[derive(Clone, Debug)]
 pub struct Status {
+    /// This process's version.
     pub running: String,
+    /// The version `hearth serve` starts (the `current` slot's); `None`
+    /// when it starts the OS's own binary.
+    pub installed: Option<String>,
     pub staged: Option<Staged>,
     pub last: Option<Outcome>,
     pub trial: Option<Trial>,
@@ -283,6 +294,10 @@ impl Updates {
     pub fn status(&self) -> Status {
         Status {
             running: running_version().to_string(),
+            installed: self.layout.link(CURRENT).and_then(|slot| {
+                let bytes = std::fs::read(self.layout.slot(&slot).join(MANIFEST)).ok()?;
+                Some(Manifest::parse(&bytes).ok()?.version)
+            }),
             staged: self.staged(),
             last: self.layout.last(),
             trial: self.layout.trial(),

@@ -61,6 +61,11 @@ pub struct Services {
     pub files_dir: PathBuf,
     /// Whether cookies carry `Secure` (only when served over HTTPS).
     pub secure_cookies: bool,
+    /// Signed updates: staging, switching, the last outcome.
+    pub updates: hearth_update::Updates,
+    /// Told when an installed update wants the service started again;
+    /// `hearth serve` then stops cleanly with [`hearth_update::EXIT_RESTART`].
+    pub restart: Arc<tokio::sync::Notify>,
 }
 
 /// What every handler reaches through [`AppState`]. Made only by
@@ -78,8 +83,13 @@ pub struct Shared {
     /// When the web app was set up at start, for the dashboard's "Hearth
     /// up" time.
     pub started: Instant,
-    /// The running Hearth version (one version for the whole workspace).
+    /// The running Hearth version: the signed manifest's when it runs
+    /// from an update slot, else the version it was built as.
     pub version: &'static str,
+    /// Signed updates: staging, switching, the last outcome.
+    pub updates: hearth_update::Updates,
+    /// Asks `hearth serve` to stop and be started again (after "Install").
+    pub restart: Arc<tokio::sync::Notify>,
     /// Background backups and restores.
     pub jobs: hearth_jobs::Jobs,
     /// The Files page's folder.
@@ -114,7 +124,9 @@ impl Shared {
             portal: Arc::default(),
             hostname: Arc::new(hearth_system::hostname()),
             started: Instant::now(),
-            version: env!("CARGO_PKG_VERSION"),
+            version: hearth_update::running_version_text(),
+            updates: s.updates,
+            restart: s.restart,
             auth: s.auth,
             clock: Arc::new(s.clock),
             data_dir: Arc::new(s.data_dir),

@@ -56,6 +56,12 @@ fn app_and_state() -> (tempfile::TempDir, axum::Router, AppState) {
             data_dir: dir.path().to_path_buf(),
             files_dir: dir.path().join("files"),
             secure_cookies: false,
+            updates: hearth_update::Updates::new(
+                dir.path().join("update"),
+                dir.path().join("hearth.db"),
+                hearth_update::Keys::new("").unwrap(),
+            ),
+            restart: std::sync::Arc::default(),
         })
         .unwrap(),
     );

@@ -12,7 +12,9 @@ use crate::{AppState, WebError};
 /// database is readable.
 pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
     match state.auth.is_claimed().await {
-        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        // The version is the one running: after an update, a client (the
+        // Update page, the image test) sees the switch here.
+        Ok(_) => (StatusCode::OK, format!("ok {}\n", state.version)).into_response(),
         Err(e) => {
             log::error!("health check failed: {e}");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
