@@ -28,6 +28,9 @@ mod reset;
 /// systemd: the unit's hardening score and the notify protocol.
 mod systemd;
 
+/// Throwaway minisign keys and signed update bundles.
+mod bundles;
+
 /// A data directory with a repository, for the backup modules.
 mod lab;
 
