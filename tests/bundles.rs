@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 /// A password-less minisign key pair in its own folder.
 pub struct DevKey {
     pub secret: PathBuf,
+    /// The public key file, for `minisign -V -p`.
+    #[allow(dead_code)]
     pub public: PathBuf,
     /// The base64 line of the public key: what `update_extra_key` takes.
     pub line: String,
@@ -25,7 +27,11 @@ impl DevKey {
             .arg(&secret)
             .output()
             .expect("run minisign (scripts/bootstrap installs it)");
-        assert!(out.status.success(), "minisign -G: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "minisign -G: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = std::fs::read_to_string(&public).unwrap();
         let line = text.lines().last().unwrap().trim().to_string();
         DevKey {

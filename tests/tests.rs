@@ -31,6 +31,9 @@ mod systemd;
 /// Throwaway minisign keys and signed update bundles.
 mod bundles;
 
+/// Signed updates: checks, refusals, a full disk, kill -9 while switching.
+mod update;
+
 /// A data directory with a repository, for the backup modules.
 mod lab;
 

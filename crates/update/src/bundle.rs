@@ -85,8 +85,8 @@ impl Signed {
 }
 
 /// Reads the manifest and signature from the head of a bundle, checks
-/// them, then reads every payload file into `out` (a fresh staging folder)
-/// or, with `None`, only hashes it.
+/// them, then reads every payload file into `out` (a staging folder it
+/// creates once the checks pass) or, with `None`, only hashes it.
 pub(crate) fn read(
     keys: &Keys,
     running: &semver::Version,
@@ -96,10 +96,22 @@ pub(crate) fn read(
     progress: &Arc<Progress>,
     out: Option<&Path>,
 ) -> Result<Signed, UpdateError> {
-    let counted = Counted {
+    let mut counted = Counted {
         inner: reader,
         progress: progress.clone(),
     };
+    // A tar file starts with a ustar header ("ustar" at byte 257); anything
+    // else (a photo, a zip, a few bytes) is the wrong file, not a damaged
+    // update.
+    let mut head = Vec::with_capacity(512);
+    (&mut counted)
+        .take(512)
+        .read_to_end(&mut head)
+        .map_err(|e| UpdateError::NotABundle(e.to_string()))?;
+    if head.get(257..262) != Some(b"ustar".as_slice()) {
+        return Err(UpdateError::NotABundle("no tar archive".into()));
+    }
+    let counted = std::io::Cursor::new(head).chain(counted);
     let mut archive = tar::Archive::new(counted);
     let mut entries = archive
         .entries()
@@ -117,6 +129,8 @@ pub(crate) fn read(
     signed.check(running, accept, space_dir)?;
 
     if let Some(dir) = out {
+        // Made only now, so a refused bundle leaves no trace at all.
+        std::fs::create_dir_all(dir).map_err(|e| UpdateError::io("create", dir, e))?;
         write_file(&dir.join(MANIFEST), &signed.bytes, 0o600)?;
         write_file(&dir.join(SIGNATURE), signed.signature.as_bytes(), 0o600)?;
     }

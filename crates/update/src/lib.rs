@@ -148,13 +148,11 @@ impl Updates {
         accept: Accept,
         progress: &Arc<Progress>,
     ) -> Result<Staged, UpdateError> {
-        self.prepare()?;
         self.layout.collect_garbage(&[]);
         let tmp = self
             .layout
             .slots()
             .join(format!(".staging-{}", random_hex()));
-        std::fs::create_dir(&tmp).map_err(|e| UpdateError::io("create", &tmp, e))?;
         let result = bundle::read(
             &self.keys,
             running_version(),
@@ -166,7 +164,7 @@ impl Updates {
         )
         .and_then(|signed| self.place(&tmp, signed));
         if result.is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
+            self.forget(&tmp);
         }
         result
     }
@@ -181,8 +179,8 @@ impl Updates {
         mut open: impl FnMut(&FileEntry) -> Result<Box<dyn Read + Send>, UpdateError>,
     ) -> Result<Staged, UpdateError> {
         let signed = Signed::verify(&self.keys, manifest, signature)?;
-        self.prepare()?;
         signed.check(running_version(), accept, &self.layout.dir)?;
+        self.prepare()?;
         self.layout.collect_garbage(&[]);
         let tmp = self
             .layout
@@ -199,9 +197,17 @@ impl Updates {
             self.place(&tmp, signed.clone())
         })();
         if result.is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
+            self.forget(&tmp);
         }
         result
+    }
+
+    /// Removes a refused bundle's staging folder, and the update folders
+    /// too if that leaves them empty: a refusal leaves no trace.
+    fn forget(&self, tmp: &Path) {
+        let _ = std::fs::remove_dir_all(tmp);
+        let _ = std::fs::remove_dir(self.layout.slots());
+        let _ = std::fs::remove_dir(&self.layout.dir);
     }
 
     /// Renames a complete staging folder into its slot and points `staged`
@@ -269,10 +275,22 @@ impl Updates {
             hearth_store::backup(&self.db, &copy)
                 .map_err(|e| UpdateError::Database(e.to_string()))?;
         }
-        let previous = running_slot().unwrap_or_default();
+        // What to come back to is what `hearth serve` starts now (the CLI
+        // runs the OS's binary, whatever is installed), or, if a switch is
+        // already pending, what it would have come back to.
+        let (previous, previous_version) = match self.layout.trial() {
+            Some(t) => (t.previous, t.previous_version),
+            None => match self.layout.link(CURRENT) {
+                Some(slot) => {
+                    let version = self.slot_version(&slot).unwrap_or_default();
+                    (slot, version)
+                }
+                None => (String::new(), env!("CARGO_PKG_VERSION").to_string()),
+            },
+        };
         let trial = slots::new_trial(
             (&staged.slot, &staged.manifest.version),
-            (&previous, &running_version().to_string()),
+            (&previous, &previous_version),
             db_copied,
         );
         self.layout.write_trial(&trial)?;
@@ -290,14 +308,21 @@ impl Updates {
         Ok(staged)
     }
 
+    /// The version in a slot's manifest (checked when the slot was staged
+    /// and before it runs; here only read for display and the trial).
+    fn slot_version(&self, slot: &str) -> Option<String> {
+        let bytes = std::fs::read(self.layout.slot(slot).join(MANIFEST)).ok()?;
+        Some(Manifest::parse(&bytes).ok()?.version)
+    }
+
     /// What the Update page shows.
     pub fn status(&self) -> Status {
         Status {
             running: running_version().to_string(),
-            installed: self.layout.link(CURRENT).and_then(|slot| {
-                let bytes = std::fs::read(self.layout.slot(&slot).join(MANIFEST)).ok()?;
-                Some(Manifest::parse(&bytes).ok()?.version)
-            }),
+            installed: self
+                .layout
+                .link(CURRENT)
+                .and_then(|s| self.slot_version(&s)),
             staged: self.staged(),
             last: self.layout.last(),
             trial: self.layout.trial(),
