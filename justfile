@@ -78,7 +78,7 @@ bench-mirror:
 check-neon:
     scripts/check-neon
 
-# Score the systemd unit's hardening (lower is better; CI requires <= 2.9).
+# Score the systemd unit's hardening (lower is better; CI requires <= 1.9).
 security:
     systemd-analyze security --offline=true --no-pager systemd/hearth.service
 

@@ -1,8 +1,9 @@
 use std::process::Command;
 
-/// The hardening in systemd/hearth.service, scored by systemd itself.
+/// The hardening in systemd/hearth.service, scored by systemd itself (1.7
+/// with the update launcher; issue 13 keeps it at 1.9 or lower).
 #[test]
-fn systemd_unit_exposure_is_at_most_2_9() {
+fn systemd_unit_exposure_is_at_most_1_9() {
     let unit = concat!(env!("CARGO_MANIFEST_DIR"), "/../systemd/hearth.service");
     let out = Command::new("systemd-analyze")
         .args(["security", "--offline=true", "--no-pager", unit])
@@ -25,7 +26,7 @@ fn systemd_unit_exposure_is_at_most_2_9() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("unparsable: {line}"));
     println!("{line}");
-    assert!(score <= 2.9, "{line}");
+    assert!(score <= 1.9, "{line}");
 }
 
 /// `Type=notify`: with systemd's variables set, hearth reports READY=1 once
