@@ -90,6 +90,16 @@ db-backup FILE:
 fuzz SECS="60":
     fuzz/run {{SECS}}
 
+# Signed update for the Pi 4: image/out/hearth-<version>-arm64.update (KEY: minisign secret key, kept outside the repository).
+release KEY NOTES="": build-arm64
+    scripts/release {{KEY}} {{NOTES}}
+
+# A throwaway minisign key pair for test updates: DIR/hearth-dev.key (no password) and DIR/hearth-dev.pub.
+dev-key DIR:
+    mkdir -p {{DIR}}
+    minisign -G -W -p {{DIR}}/hearth-dev.pub -s {{DIR}}/hearth-dev.key
+    @echo "trust it on a test device: update_extra_key = \"$(tail -1 {{DIR}}/hearth-dev.pub)\""
+
 # Flashable Pi 4 image: image/out/hearth-<version>-arm64.img.xz and .sha256 (root; HEARTH_BIN=path reuses a binary).
 image:
     image/build
