@@ -81,6 +81,7 @@ fn serve_with(
             bandwidth: config.mirror_bandwidth_kib.saturating_mul(1024),
             every: Duration::from_secs(config.mirror_every_minutes.max(1).saturating_mul(60)),
             prove_every: Duration::from_secs(config.mirror_prove_hours.saturating_mul(3600)),
+            updates: updates.clone(),
         },
         peer_listener.local_addr()?.port(),
     );
@@ -169,6 +170,33 @@ async fn run(
         let _ = stop_rx.await;
     }));
 
+    // An update on trial is kept only once it answers as clients will,
+    // before anyone (tests, scripts, systemd) is told it is ready.
+    let blocking = |f: fn(&hearth_update::Updates) -> bool| {
+        let updates = updates.clone();
+        tokio::task::spawn_blocking(move || f(&updates))
+    };
+    if blocking(|u| u.on_trial()).await? {
+        if let Err(e) = check_health(addr).await {
+            let reason = format!("its own /healthz check failed: {e:#}");
+            let updates = updates.clone();
+            let note = reason.clone();
+            tokio::task::spawn_blocking(move || updates.fail_trial(&note)).await?;
+            anyhow::bail!("this update is not healthy ({reason}); the next start rolls back");
+        }
+        let confirmed = blocking(|u| {
+            u.confirm()
+                .map_err(|e| log::error!("confirming the update: {e}"))
+                .is_ok()
+        })
+        .await?;
+        // Unconfirmed, the next start would roll back anyway: do it now
+        // rather than run a version the device will not keep.
+        anyhow::ensure!(
+            confirmed,
+            "the update could not be confirmed; the next start rolls back"
+        );
+    }
     // Tests and scripts read these lines to learn the bound ports. A
     // reader that has gone away (it read the first line and closed the
     // pipe) must not stop the server: write errors are ignored, where
@@ -178,20 +206,6 @@ async fn run(
         let _ = writeln!(out, "Hearth is ready at http://{addr}/");
         let _ = writeln!(out, "Peer port at {peer_addr}");
         let _ = out.flush();
-    }
-    if updates.on_trial() {
-        // An update on trial is kept only once it answers as clients will.
-        if let Err(e) = check_health(addr).await {
-            let reason = format!("its own /healthz check failed: {e:#}");
-            updates.fail_trial(&reason);
-            anyhow::bail!("this update is not healthy ({reason}); the next start rolls back");
-        }
-        let confirmed = tokio::task::spawn_blocking({
-            let updates = updates.clone();
-            move || updates.confirm()
-        })
-        .await?;
-        confirmed.context("confirming the update")?;
     }
     log::info!(
         "listening on {addr}, ready {} ms after start",
