@@ -61,6 +61,9 @@ mod mirror;
 /// Two devices on one LAN: mDNS discovery, mirroring after a backup.
 mod mirror_lan;
 
+/// Updates from a paired peer: offered, refused, fetched over the peer channel.
+mod update_peer;
+
 /// The hotspot board and the captive portal.
 mod board;
 

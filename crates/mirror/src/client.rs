@@ -158,6 +158,48 @@ impl Conn {
         content_type: &str,
         len: Option<u64>,
     ) -> Result<hyper::Response<Incoming>, MirrorError> {
+        let resp = self.send_raw(method, path, body, content_type, len).await?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        Err(refusal(resp).await)
+    }
+
+    /// A GET of something the peer may not have: `None` on 404 (which is
+    /// also what a peer answers that predates the route).
+    pub async fn get_optional(
+        &mut self,
+        path: &str,
+    ) -> Result<Option<hyper::Response<Incoming>>, MirrorError> {
+        let resp = self
+            .send_raw(
+                Method::GET,
+                path,
+                full(Bytes::new()),
+                "application/octet-stream",
+                None,
+            )
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            // Read to the end, so the connection can carry the next request.
+            let _ = read_limited(resp.into_body(), 64 * 1024).await;
+            return Ok(None);
+        }
+        if resp.status().is_success() {
+            return Ok(Some(resp));
+        }
+        Err(refusal(resp).await)
+    }
+
+    /// Sends a request and returns whatever the peer answered.
+    async fn send_raw(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Body,
+        content_type: &str,
+        len: Option<u64>,
+    ) -> Result<hyper::Response<Incoming>, MirrorError> {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
@@ -170,26 +212,10 @@ impl Conn {
             .body(body)
             .map_err(|e| MirrorError::Internal(e.to_string()))?;
         self.sender.ready().await.map_err(|e| self.lost(e))?;
-        let resp = self
-            .sender
+        self.sender
             .send_request(req)
             .await
-            .map_err(|e| self.lost(e))?;
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        let status = resp.status();
-        let body = read_limited(resp.into_body(), 64 * 1024)
-            .await
-            .unwrap_or_default();
-        let message = serde_json::from_slice::<Refusal>(&body)
-            .map(|r| r.error)
-            .unwrap_or_else(|_| format!("it answered {status}"));
-        Err(if status == StatusCode::INSUFFICIENT_STORAGE {
-            MirrorError::Refused(format!("quota full: {message}"))
-        } else {
-            MirrorError::Refused(message)
-        })
+            .map_err(|e| self.lost(e))
     }
 
     /// A JSON request with a JSON answer.
@@ -212,6 +238,22 @@ impl Conn {
             address: self.address.clone(),
             message: format!("the connection broke: {e}"),
         }
+    }
+}
+
+/// A refusal's words as an error: the peer's sentence, or its status.
+async fn refusal(resp: hyper::Response<Incoming>) -> MirrorError {
+    let status = resp.status();
+    let body = read_limited(resp.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let message = serde_json::from_slice::<Refusal>(&body)
+        .map(|r| r.error)
+        .unwrap_or_else(|_| format!("it answered {status}"));
+    if status == StatusCode::INSUFFICIENT_STORAGE {
+        MirrorError::Refused(format!("quota full: {message}"))
+    } else {
+        MirrorError::Refused(message)
     }
 }
 

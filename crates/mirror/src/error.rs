@@ -21,6 +21,10 @@ pub enum MirrorError {
     Protocol(String),
     #[error("{0}")]
     Invalid(String),
+    /// A peer's update was refused or could not be staged: the update
+    /// crate's sentence.
+    #[error("{0}")]
+    Update(#[from] hearth_update::UpdateError),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -18,6 +18,7 @@ mod blocking;
 pub mod client;
 mod error;
 pub mod identity;
+mod offers;
 pub mod pairing;
 mod peers;
 mod pool;
@@ -33,7 +34,7 @@ pub use error::MirrorError;
 pub use identity::{DeviceId, Identity};
 pub use peers::{Peer, PeerState};
 pub use protocol::{DEFAULT_PORT, PROTOCOL};
-pub use service::{Mirror, Progress, Settings};
+pub use service::{Mirror, Progress, Settings, UpdateOffer};
 
 impl Mirror {
     /// Serves the peer port on `listener` and runs the owner's loop, on the

@@ -130,6 +130,21 @@ pub struct Proof {
     pub hash: Option<String>,
 }
 
+// ---- updates from a peer -------------------------------------------------
+
+/// The largest offer read: a manifest (at most 64 KiB) and its signature,
+/// escaped as JSON.
+pub const MAX_OFFER: usize = 256 * 1024;
+
+/// `GET /v1/update/offer`: the newest signed update the holder keeps (the
+/// one it runs or has staged), its manifest and minisign signature
+/// verbatim, so the asker checks the signature over the very bytes signed.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Offer {
+    pub manifest: String,
+    pub signature: String,
+}
+
 /// Where pack `name` lives under a repository folder, the owner's own or a
 /// holder's copy of it (`packs/<first two hex digits>/<name>`): one layout, so
 /// a held copy can be restored by copying it back as it is.

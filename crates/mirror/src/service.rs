@@ -15,7 +15,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use hearth_store::Store;
@@ -41,6 +41,9 @@ pub struct Settings {
     pub every: Duration,
     /// Time between proof-of-storage checks of each peer.
     pub prove_every: Duration,
+    /// This device's signed updates: the one it offers to its peers, and
+    /// the keys a peer's offer must be signed with.
+    pub updates: hearth_update::Updates,
 }
 
 /// Live figures of the owner's side, per peer, for the admin page.
@@ -56,6 +59,22 @@ pub struct Progress {
     pub last_error: Option<String>,
     /// How a restore from this peer went, for the admin page.
     pub restore: Option<String>,
+}
+
+/// A newer signed update a confirmed peer offers, as the dashboard shows
+/// it: installable, or refused with the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateOffer {
+    pub peer: DeviceId,
+    pub peer_name: String,
+    /// The version its manifest names (read before the signature checks
+    /// out when it is refused, for the sentence only).
+    pub version: String,
+    /// The release notes (empty when refused).
+    pub notes: String,
+    /// Why this Hearth will not install it, as one sentence; `None` when it
+    /// can be fetched and staged.
+    pub refused: Option<String>,
 }
 
 /// The mirror service; cheap to clone.
@@ -80,6 +99,12 @@ pub(crate) struct Inner {
     pub in_flight: Mutex<HashMap<DeviceId, u64>>,
     /// Transfer buffers, reused between pieces and packs.
     pub pool: pool::Pool,
+    /// Owner side: the newest update each confirmed peer offers, as last
+    /// checked (a peer with nothing newer has no entry).
+    pub offers: Mutex<HashMap<DeviceId, UpdateOffer>>,
+    /// When the dashboard last had the offers checked, so reloading it
+    /// does not dial every peer each time.
+    pub offers_refreshed: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Mirror {
@@ -110,6 +135,8 @@ impl Mirror {
             bandwidth,
             in_flight: Mutex::default(),
             pool: pool::Pool::default(),
+            offers: Mutex::default(),
+            offers_refreshed: Mutex::default(),
         }))
     }
 
@@ -189,5 +216,22 @@ impl Mirror {
 
     pub(crate) fn repo(&self) -> &Path {
         &self.0.repo
+    }
+
+    /// This device's updates (offered to peers; their keys judge offers).
+    pub(crate) fn updates(&self) -> &hearth_update::Updates {
+        &self.0.settings.updates
+    }
+
+    /// The updates confirmed peers offer, newer than what this Hearth runs,
+    /// each installable or refused with its reason; ordered by peer name.
+    pub fn update_offers(&self) -> Vec<UpdateOffer> {
+        let mut list: Vec<UpdateOffer> = self.offers().values().cloned().collect();
+        list.sort_by(|a, b| a.peer_name.cmp(&b.peer_name).then(a.peer.0.cmp(&b.peer.0)));
+        list
+    }
+
+    pub(crate) fn offers(&self) -> std::sync::MutexGuard<'_, HashMap<DeviceId, UpdateOffer>> {
+        self.0.offers.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -1,7 +1,8 @@
 //! The owner's side: pairing with a code, pushing packs to each confirmed
 //! peer (resumable, rate-limited), asking for deletions of packs we no
 //! longer have, proving the peer still holds what it claims, and pulling
-//! everything back after a disaster.
+//! everything back after a disaster. Each run also asks every peer it
+//! reached which update it offers (`offers`).
 //!
 //! It speaks to the holder only through `client` and the wire types in
 //! `protocol`, never through the holder's own code: the two sides share
@@ -84,7 +85,12 @@ pub(crate) async fn run(m: Mirror) {
             if let Some(e) = error {
                 log::warn!("mirror: to {} ({}): {e}", p.name, p.device.short());
             }
+            // A peer we reached may run a newer signed Hearth (`offers`).
+            if !matches!(result, Err(MirrorError::Unreachable { .. })) {
+                m.check_offer(p).await;
+            }
         }
+        m.forget_offers_except(&peers);
     }
 }
 

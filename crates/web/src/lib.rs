@@ -22,6 +22,7 @@ mod routes;
 mod security;
 mod session;
 mod state;
+mod update_job;
 
 use std::future::Future;
 

@@ -73,6 +73,9 @@ pub(crate) struct DashboardPage {
     /// The peers card: a headline and a detail line.
     pub mirror_state: String,
     pub mirror_detail: String,
+    /// Newer updates confirmed peers offer: installable, or refused with
+    /// the reason.
+    pub update_offers: Vec<hearth_mirror::UpdateOffer>,
 }
 
 /// One row of the snapshot list.
@@ -377,4 +380,39 @@ pub(crate) struct Nearby {
     pub short: String,
     pub address: String,
     pub link: String,
+}
+
+/// The last switch, as the Update page words it.
+pub(crate) struct LastUpdate {
+    /// Rolled back: shown as an error, so the admin sees why.
+    pub rolled_back: bool,
+    pub text: String,
+    pub when: String,
+}
+
+/// The staged bundle, waiting for "Install".
+pub(crate) struct StagedUpdate {
+    pub version: String,
+    pub signer: &'static str,
+    /// The release notes, as plain text.
+    pub notes: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/update.html")]
+pub(crate) struct UpdatePage {
+    pub csrf: String,
+    pub running: String,
+    /// Why the last check or install was refused.
+    pub error: Option<String>,
+    pub last: Option<LastUpdate>,
+    pub staged: Option<StagedUpdate>,
+    /// An upload or check is running: its text ("Checking… 40%") and
+    /// percentage; the page polls until it ends.
+    pub busy: Option<String>,
+    pub percent: u64,
+    /// Installed: the version the service is restarting into.
+    pub restarting: Option<String>,
+    /// Whether `update_extra_key` is set, so the hint names both keys.
+    pub extra_key: bool,
 }

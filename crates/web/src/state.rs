@@ -11,7 +11,7 @@ use std::{path::PathBuf, sync::Arc, time::Instant};
 use hearth_auth::Auth;
 use hearth_system::Clock;
 
-use crate::{page_cache::PageCache, pages::live_renderer};
+use crate::{page_cache::PageCache, pages::live_renderer, update_job::UpdateJob};
 
 /// Shared state of the web app. Axum clones it for every extractor of every
 /// request, so it is one `Arc`: a clone is one counter increment. (Cloning
@@ -90,6 +90,8 @@ pub struct Shared {
     pub updates: hearth_update::Updates,
     /// Asks `hearth serve` to stop and be started again (after "Install").
     pub restart: Arc<tokio::sync::Notify>,
+    /// The Update page's upload, check or switch, one at a time.
+    pub(crate) update_job: UpdateJob,
     /// Background backups and restores.
     pub jobs: hearth_jobs::Jobs,
     /// The Files page's folder.
@@ -127,6 +129,7 @@ impl Shared {
             version: hearth_update::running_version_text(),
             updates: s.updates,
             restart: s.restart,
+            update_job: UpdateJob::default(),
             auth: s.auth,
             clock: Arc::new(s.clock),
             data_dir: Arc::new(s.data_dir),

@@ -183,3 +183,118 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
 });
+
+// Update page: upload with a progress bar, follow the check, then follow
+// the restart. Without this script the form posts normally and the page
+// refreshes itself while a check runs or Hearth restarts.
+document.addEventListener("DOMContentLoaded", () => {
+  const pause = (ms) => new Promise((done) => setTimeout(done, ms));
+  const stillWorking = (s) =>
+    s.phase === "uploading" || s.phase === "checking" || (s.phase === "restarting" && !s.version);
+  const pct = (s) => (s.total > 0 ? Math.min(100, Math.floor((s.done * 100) / s.total)) : 0);
+
+  // Polls the job until the check is over, then shows the page again.
+  const follow = async (url, bar, text) => {
+    for (;;) {
+      try {
+        const r = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+        if (r.ok) {
+          const s = await r.json();
+          if (!stillWorking(s)) break;
+          bar.value = pct(s);
+          text.textContent = s.message;
+        }
+      } catch (_) { /* the next poll tries again */ }
+      await pause(300);
+    }
+    window.location.assign("/admin/update");
+  };
+
+  const check = document.getElementById("update-check");
+  if (check) {
+    follow(check.dataset.status, document.getElementById("check-progress"), document.getElementById("check-text"));
+  }
+
+  const form = document.getElementById("update-form");
+  const input = document.getElementById("update-file");
+  const box = document.getElementById("update-progress");
+  if (form && input && box) {
+    const bar = box.querySelector("progress");
+    const text = document.getElementById("update-percent");
+    const button = form.querySelector("button[type=submit]");
+    const showError = (message) => {
+      let error = document.getElementById("update-error");
+      if (!error) {
+        error = document.createElement("p");
+        error.id = "update-error";
+        error.className = "error";
+        error.setAttribute("role", "alert");
+        form.before(error);
+      }
+      error.textContent = message;
+      box.hidden = true;
+      button.disabled = false;
+    };
+    form.addEventListener("submit", (e) => {
+      if (!input.files.length) return;
+      e.preventDefault();
+      button.disabled = true;
+      box.hidden = false;
+      bar.value = 0;
+      text.textContent = "Uploading… 0%";
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", form.action);
+      xhr.setRequestHeader("X-Hearth-CSRF", form.dataset.csrf);
+      xhr.upload.addEventListener("progress", (p) => {
+        if (!p.lengthComputable) return;
+        const n = Math.floor((p.loaded * 100) / p.total);
+        bar.value = n;
+        text.textContent = "Uploading… " + n + "%";
+      });
+      xhr.addEventListener("load", () => {
+        if (xhr.status >= 200 && xhr.status < 300) {
+          bar.value = 0;
+          text.textContent = "Checking… 0%";
+          follow(form.dataset.status, bar, text);
+          return;
+        }
+        const page = new DOMParser().parseFromString(xhr.responseText, "text/html");
+        const message = page.querySelector(".message");
+        showError(message ? message.textContent : "The upload was refused (" + xhr.status + ").");
+      });
+      xhr.addEventListener("error", () => showError("The connection to this Hearth was lost. Try again."));
+      xhr.send(new FormData(form));
+    });
+  }
+
+  // After "Install": wait until the new version answers /healthz. If the
+  // old version comes back instead, it rolled back: the page says why.
+  const restart = document.getElementById("update-restart");
+  if (restart) {
+    const version = restart.dataset.version;
+    const text = document.getElementById("restart-text");
+    const started = Date.now();
+    let wentDown = false;
+    (async () => {
+      for (;;) {
+        await pause(500);
+        let answer = null;
+        try {
+          const r = await fetch("/healthz", { cache: "no-store" });
+          if (r.ok) answer = (await r.text()).trim();
+          else wentDown = true;
+        } catch (_) {
+          wentDown = true;
+        }
+        if (answer === "ok " + version) {
+          text.textContent = "Hearth " + version + " is running.";
+          return;
+        }
+        if (answer && (wentDown || Date.now() - started > 10000)) {
+          window.location.assign("/admin/update");
+          return;
+        }
+      }
+    })();
+  }
+});

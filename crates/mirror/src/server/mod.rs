@@ -9,14 +9,15 @@
 //!
 //! This file owns only the connection loop and the route table. What every
 //! handler shares (the peer on the connection, refusals, the confirmed-peer
-//! check) is in [`access`], and the handlers are in [`pair`], [`held`] and
-//! [`transfer`], none of which imports this file, so adding a route never
-//! makes a cycle.
+//! check) is in [`access`], and the handlers are in [`pair`], [`held`],
+//! [`transfer`] and [`update`], none of which imports this file, so adding
+//! a route never makes a cycle.
 
 mod access;
 mod held;
 mod pair;
 mod transfer;
+mod update;
 
 use std::sync::Arc;
 
@@ -105,4 +106,6 @@ fn routes() -> Router<Mirror> {
         )
         .route("/v1/delete", post(held::delete))
         .route("/v1/prove", post(transfer::prove))
+        .route("/v1/update/offer", get(update::offer))
+        .route("/v1/update/files/{name}", get(update::file))
 }

@@ -1,12 +1,14 @@
-//! The admin panel: the dashboard and the clock.
+//! The admin panel: the dashboard, the clock, and fetching an update a
+//! paired peer offers.
 
 use std::time::Duration;
 
 use axum::{
-    extract::{Query, State},
+    extract::{Path, Query, State},
     response::{IntoResponse, Redirect, Response},
 };
 use axum_extra::extract::cookie::CookieJar;
+use hearth_mirror::{DeviceId, MirrorError};
 use hearth_system::{ClockError, Health};
 use serde::Deserialize;
 
@@ -16,6 +18,7 @@ use crate::{
     error::render,
     format::{bytes, human_duration},
     pages::DashboardPage,
+    routes::peers::Empty,
     session::Admin,
 };
 
@@ -62,6 +65,9 @@ pub(crate) async fn dashboard(
         }
     };
     let (mirror_state, mirror_detail) = mirror_card(&state).await;
+    // What peers offer, as last asked; the next load shows a fresh answer.
+    let update_offers = state.mirror.update_offers();
+    state.mirror.refresh_update_offers();
     let (jar, csrf) = issue(&state, jar)?;
     let unknown = || "unknown".to_string();
     let page = DashboardPage {
@@ -97,6 +103,7 @@ pub(crate) async fn dashboard(
         backup_detail,
         mirror_state,
         mirror_detail,
+        update_offers,
         notice: match notice.clock.as_deref() {
             Some("set") => Some("The clock was set from your browser.".into()),
             Some("ok") => Some("The clock was already right; nothing changed.".into()),
@@ -195,6 +202,27 @@ pub(crate) async fn set_clock(
         )),
         Err(ClockError::Invalid) => Err(WebError::BadRequest("That time is not valid.".into())),
         Err(e) => Err(WebError::Internal(e.to_string())),
+    }
+}
+
+/// "Install it?" on a peer's offer: fetches the update over the peer
+/// channel and stages it (every byte checked with this Hearth's keys), then
+/// shows the Update page with its Install button. A refusal is shown as its
+/// sentence, and nothing is staged.
+pub(crate) async fn update_from_peer(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, WebError> {
+    let peer = DeviceId::from_hex(&id).ok_or(WebError::NotFound)?;
+    match state.mirror.fetch_update(peer, &state.updates).await {
+        Ok(_) => Ok(Redirect::to("/admin/update").into_response()),
+        Err(MirrorError::Internal(cause)) => Err(WebError::Internal(cause)),
+        Err(MirrorError::Update(e)) if !e.is_bad_input() => Err(WebError::Internal(e.to_string())),
+        Err(e) => Err(WebError::BadRequest(format!(
+            "The update was not staged: {e}"
+        ))),
     }
 }
 

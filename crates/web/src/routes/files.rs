@@ -95,7 +95,8 @@ pub(crate) async fn page(
     Ok((jar, render(&page)?).into_response())
 }
 
-fn free_space(dir: &Path) -> u64 {
+/// Bytes an unprivileged writer may still use on `dir`'s file system.
+pub(super) fn free_space(dir: &Path) -> u64 {
     rustix::fs::statvfs(dir)
         .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
         .unwrap_or(0)

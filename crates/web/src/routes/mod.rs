@@ -12,6 +12,7 @@ mod network;
 mod peers;
 mod public;
 mod setup;
+mod update;
 
 use axum::{
     Router,
@@ -40,6 +41,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin", get(admin::dashboard))
         .route("/admin/", get(admin::dashboard))
         .route("/admin/clock", post(admin::set_clock))
+        .route(
+            "/admin/update/from-peer/{id}",
+            post(admin::update_from_peer),
+        )
         .route("/admin/backups", get(backups::page))
         .route("/admin/backups/init", post(backups::init))
         .route("/admin/backups/run", post(backups::run_now))
@@ -72,6 +77,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/peers/{id}/sync", post(peers::sync))
         .route("/admin/peers/{id}/check", post(peers::check))
         .route("/admin/peers/{id}/restore", post(peers::restore))
+        .route("/admin/update", get(update::page))
+        .route("/admin/update/status", get(update::status))
+        .route("/admin/update/install", post(update::install))
+        .route("/admin/update/cancel", post(update::cancel))
         .route("/admin/board", get(moderation::page))
         .route("/admin/board/landing", post(moderation::landing))
         .route("/admin/board/boards", post(moderation::create))
@@ -98,6 +107,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(
             Router::new()
                 .route("/admin/files/upload", post(files::upload))
+                .route("/admin/update/upload", post(update::upload))
                 .layer(DefaultBodyLimit::disable()),
         )
         // A post with a photo: the photo limit plus room for the text.
