@@ -76,5 +76,8 @@ mod browser_backup;
 /// The board in Chromium: live posts between two browsers.
 mod browser_board;
 
+/// Admin → Update in Chromium at 360 px: upload, progress, manifest, install, restart.
+mod browser_update;
+
 /// Pairing two devices through their admin pages in Chromium.
 mod browser_peers;

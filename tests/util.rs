@@ -25,6 +25,9 @@ pub struct TestServer {
     pub url: String,
     extra: Vec<String>,
     env: Vec<(String, String)>,
+    /// The address `serve` binds: the kernel's choice at first, the same
+    /// address again after [`TestServer::respawn_after_exit`].
+    listen: String,
 }
 
 impl TestServer {
@@ -62,6 +65,7 @@ impl TestServer {
             child: None,
             url: String::new(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            listen: "127.0.0.1:0".into(),
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -99,7 +103,7 @@ impl TestServer {
             .arg("serve")
             .arg("--data")
             .arg(self.data_dir())
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", &self.listen])
             .args(&self.extra)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
@@ -138,6 +142,22 @@ impl TestServer {
         let status = self.stop();
         assert!(status.success(), "clean stop: {status:?}\n{}", self.log());
         self.spawn();
+    }
+
+    /// Waits for the server to stop by itself (an installed update stops
+    /// it with status 75) and starts it again on the same address and data,
+    /// as systemd's `RestartForceExitStatus=` does. Returns how it ended.
+    pub fn respawn_after_exit(&mut self, within: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        let status = eventually(within, "hearth to stop by itself", || {
+            match child.try_wait().unwrap() {
+                Some(status) => Ok(status),
+                None => Err("still running"),
+            }
+        });
+        self.listen = self.url.trim_start_matches("http://").to_string();
+        self.spawn();
+        status
     }
 
     /// Starts again after [`TestServer::stop`], on the same data.
