@@ -52,6 +52,16 @@ async fn upload_check_install_and_restart_at_360_px() {
         "nothing staged"
     );
     assert!(!server.data_dir().join("update/staged").exists());
+    let update = server.data_dir().join("update");
+    let leftovers: Vec<_> = [update.clone(), update.join("slots")]
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".upload-") || n.starts_with(".staging-"))
+        .collect();
+    assert!(leftovers.is_empty(), "upload deleted: {leftovers:?}");
     assert_fits(&b, "refused update").await;
     shot(&b, "phone-360-update-2-refused").await;
 
@@ -105,16 +115,22 @@ async fn upload_check_install_and_restart_at_360_px() {
     shot(&b, "phone-360-update-5-installed").await;
 }
 
-/// Chooses `file` in the form and submits it; the script's progress line
-/// must show the upload's percentage; then waits for the check's end.
+/// Chooses `file` in the form and submits it, waits for the check's end,
+/// and asserts that the progress line showed the upload's percentage up to
+/// 100 and then the check.
 async fn upload(b: &fantoccini::Client, file: &std::path::Path) {
     appears(b, "#update-file").await;
-    // Record every text the progress line shows, however fast it changes.
+    // Record every text the progress line shows, however fast it changes,
+    // in the tab's session storage, which outlives the reload that ends
+    // the check.
     b.execute(
-        "window.hearthUpdateProgressSeen = [];
+        "sessionStorage.setItem('seen', '[]');
          const t = document.getElementById('update-percent');
-         new MutationObserver(() => window.hearthUpdateProgressSeen.push(t.textContent))
-           .observe(t, {childList: true, characterData: true, subtree: true});",
+         new MutationObserver(() => {
+           const seen = JSON.parse(sessionStorage.getItem('seen'));
+           seen.push(t.textContent);
+           sessionStorage.setItem('seen', JSON.stringify(seen));
+         }).observe(t, {childList: true, characterData: true, subtree: true});",
         vec![],
     )
     .await
@@ -126,17 +142,6 @@ async fn upload(b: &fantoccini::Client, file: &std::path::Path) {
         .await
         .unwrap();
     click(b, "#update-form button[type=submit]").await;
-    // The bar shows at once, with the upload's percentage (read before the
-    // check's end reloads the page).
-    let seen = b
-        .execute("return window.hearthUpdateProgressSeen || [];", vec![])
-        .await
-        .unwrap();
-    println!("progress texts seen: {seen}");
-    assert!(
-        seen.to_string().contains("Uploading"),
-        "no upload progress shown: {seen}"
-    );
     // The check ends in a reload of the page: staged, or refused.
     eventually_async(Duration::from_secs(60), "the check to finish", async || {
         let staged = b.find(Locator::Css("#update-staged")).await.is_ok();
@@ -148,4 +153,17 @@ async fn upload(b: &fantoccini::Client, file: &std::path::Path) {
         }
     })
     .await;
+    // The bar went through the upload to its end, then the check.
+    let seen = b
+        .execute("return JSON.parse(sessionStorage.getItem('seen'));", vec![])
+        .await
+        .unwrap();
+    println!("progress texts seen: {seen}");
+    let seen: Vec<String> = serde_json::from_value(seen).unwrap();
+    for want in ["Uploading… 0%", "Uploading… 100%", "Checking… "] {
+        assert!(
+            seen.iter().any(|s| s.starts_with(want)),
+            "{want:?} never shown; seen {seen:?}"
+        );
+    }
 }

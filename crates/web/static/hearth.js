@@ -238,6 +238,8 @@ document.addEventListener("DOMContentLoaded", () => {
     form.addEventListener("submit", (e) => {
       if (!input.files.length) return;
       e.preventDefault();
+      const old = document.getElementById("update-error");
+      if (old) old.remove(); // a new file, a new check
       button.disabled = true;
       box.hidden = false;
       bar.value = 0;
