@@ -6,9 +6,10 @@
 #
 # Data set (generated once, deterministic): 500 MiB incompressible in five
 # files, 300 MiB of compressible text in thirty, and 50,000 small files of
-# 1-8 KiB in 500 folders. Each tool gets: a first backup, a rerun with no
-# change, a rerun after ~1% of the data changed, and a full restore.
-# Prints a table and the ratios Hearth/restic.
+# 1-8 KiB in 500 folders. Each tool gets BENCH_ROUNDS (3) first backups into
+# fresh repositories, interleaved; a rerun with no change and a rerun after
+# ~1% of the data changed; and BENCH_ROUNDS full restores, interleaved.
+# Prints medians, spreads and the ratios Hearth/restic of the medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${BENCH_DIR:-/var/tmp/hearth-bench}
@@ -59,15 +60,21 @@ find "$data" -type f -exec cat {} + > /dev/null
 
 export RESTIC_PASSWORD=bench-passphrase BORG_PASSPHRASE=bench-passphrase
 export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
-rm -rf "$work/hearth" "$work/restic" "$work/borg" "$work/restore"
-sync
-mkdir -p "$work/hearth" "$work/restore"
+# Rounds of first backups and of restores, interleaved (the tool that goes
+# first rotates) so noise on this machine hits every tool alike; the table
+# gives the median and the spread, and ratios of medians.
+rounds=${BENCH_ROUNDS:-3}
 echo "bench-passphrase-long" > "$work/pp"
 printf '' > "$work/hearth.toml"
 H() { "$hearth" --config "$work/hearth.toml" backup --data "$work/hearth" "$@"; }
-H init --passphrase-file "$work/pp" >/dev/null
-restic init --repo "$work/restic" >/dev/null
-borg init -e repokey-blake2 "$work/borg" >/dev/null
+fresh_repos() {
+  rm -rf "$work/hearth" "$work/restic" "$work/borg" "$work/restore"
+  sync
+  mkdir -p "$work/hearth" "$work/restore"
+  H init --passphrase-file "$work/pp" >/dev/null
+  restic init --repo "$work/restic" >/dev/null
+  borg init -e repokey-blake2 "$work/borg" >/dev/null
+}
 
 # timed NAME CMD...: runs CMD, records "seconds maxrss_kib" in $work/NAME.
 timed() {
@@ -77,16 +84,33 @@ timed() {
 }
 secs() { cut -d' ' -f1 "$work/$1"; }
 rss() { cut -d' ' -f2 "$work/$1"; }
+# order R: the three tools, starting with a different one each round.
+order() { local t=(hearth restic borg); local i=$(( ($1 - 1) % 3 )); echo "${t[*]:i}" "${t[*]:0:i}"; }
 
+# Every timed run starts on a settled disk: sync, then a pause. Hearth
+# fsyncs each pack, so without this it waits for the writeback of the
+# previous tool's repository (restic 0.14 does not fsync): measured, a Hearth
+# first backup took 9.8 s when it went first and 14.0-14.9 s after restic and
+# borg had run.
+settle() { sync; sleep "${BENCH_SETTLE:-10}"; }
 n=0
-run_all() {  # phase
+backup() {  # TOOL NAME
+  settle
   n=$((n + 1))
-  timed "hearth-$1" "$hearth" --config "$work/hearth.toml" backup --data "$work/hearth" run "$data"
-  timed "restic-$1" restic --repo "$work/restic" backup --quiet "$data"
-  timed "borg-$1" borg create "$work/borg::run$n" "$data"
+  case $1 in
+    hearth) timed "$2" "$hearth" --config "$work/hearth.toml" backup --data "$work/hearth" run "$data" ;;
+    restic) timed "$2" restic --repo "$work/restic" backup --quiet "$data" ;;
+    borg) timed "$2" borg create "$work/borg::run$n" "$data" ;;
+  esac
 }
-echo "bench: first backups" >&2;   run_all first
-echo "bench: unchanged reruns" >&2; run_all same
+for r in $(seq "$rounds"); do
+  echo "bench: round $r of $rounds: first backups ($(order "$r"))" >&2
+  fresh_repos
+  for t in $(order "$r"); do backup "$t" "$t-first-$r"; done
+done
+# The reruns, once, on the last round's repositories.
+echo "bench: unchanged reruns" >&2
+for t in hearth restic borg; do backup "$t" "$t-same"; done
 # ~1% change: 5 MiB rewritten inside a large file, 100 small files rewritten.
 python3 - "$data" <<'PY'
 import os, random, sys
@@ -97,41 +121,50 @@ for d in range(0, 500, 5):
     with open(f"{root}/small/d{d:03}/f050.dat", "wb") as f:
         f.write(rnd.randbytes(4096))
 PY
-echo "bench: reruns after a 1% change" >&2; run_all changed
+echo "bench: reruns after a 1% change" >&2
+for t in hearth restic borg; do backup "$t" "$t-changed"; done
+borg_last=run$n
 
-echo "bench: restores" >&2
-# File creation on a VM disk swings with writeback of earlier deletions, so
-# every tool restores onto a settled disk: sync, then a pause.
-settle() { sync; sleep "${BENCH_SETTLE:-10}"; }
-settle
 snap=$(H list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
-timed hearth-restore "$hearth" --config "$work/hearth.toml" backup --data "$work/hearth" restore "$snap" --target "$work/restore/hearth"
-settle
-timed restic-restore restic --repo "$work/restic" restore latest --target "$work/restore/restic"
-settle
-mkdir -p "$work/restore/borg"
-(cd "$work/restore/borg" && timed borg-restore borg extract "$work/borg::run3")
+restore() {  # TOOL NAME
+  rm -rf "$work/restore/$1"
+  settle
+  case $1 in
+    hearth) timed "$2" "$hearth" --config "$work/hearth.toml" backup --data "$work/hearth" restore "$snap" --target "$work/restore/hearth" ;;
+    restic) timed "$2" restic --repo "$work/restic" restore latest --target "$work/restore/restic" ;;
+    borg) mkdir -p "$work/restore/borg"; (cd "$work/restore/borg" && timed "$2" borg extract "$work/borg::$borg_last") ;;
+  esac
+}
+for r in $(seq "$rounds"); do
+  echo "bench: round $r of $rounds: restores ($(order "$r"))" >&2
+  for t in $(order "$r"); do restore "$t" "$t-restore-$r"; done
+done
 diff -r "$data" "$work/restore/hearth" >/dev/null && echo "bench: hearth restore identical" >&2
 
+# median/spread over the rounds of TOOL-PHASE, in seconds.
+median() { for r in $(seq "$rounds"); do secs "$1-$r"; done | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+spread() { for r in $(seq "$rounds"); do secs "$1-$r"; done | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
 repo() { du -sb "$work/$1" | cut -f1; }
 hearth_repo=$(( $(repo hearth/repo) + $(du -sb "$work/hearth/hearth.db" | cut -f1) ))
 mbs() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.0f", b / 1048576 / s }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
-printf '\nBackup benchmark, %s MiB in %s files, %s (%s cores)\n\n' "$(mib "$bytes")" \
-  "$(find "$data" -type f | wc -l)" "$(uname -m)" "$(nproc)"
+printf '\nBackup benchmark, %s MiB in %s files, %s (%s cores), %s interleaved rounds\n\n' "$(mib "$bytes")" \
+  "$(find "$data" -type f | wc -l)" "$(uname -m)" "$(nproc)" "$rounds"
 printf '| %-28s | %10s | %10s | %10s | %14s |\n' measure hearth restic borg "hearth/restic"
 printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..30})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..16})"
 row() { printf '| %-28s | %10s | %10s | %10s | %14s |\n' "$@"; }
-row "first backup, MB/s" "$(mbs "$(secs hearth-first)")" "$(mbs "$(secs restic-first)")" "$(mbs "$(secs borg-first)")" \
-  "$(ratio "$(secs restic-first)" "$(secs hearth-first)")x"
+row "first backup, MB/s (median)" "$(mbs "$(median hearth-first)")" "$(mbs "$(median restic-first)")" "$(mbs "$(median borg-first)")" \
+  "$(ratio "$(median restic-first)" "$(median hearth-first)")x"
+row "  first backup, s (spread)" "$(spread hearth-first)" "$(spread restic-first)" "$(spread borg-first)" ""
 row "rerun, no change, s" "$(secs hearth-same)" "$(secs restic-same)" "$(secs borg-same)" \
   "$(ratio "$(secs hearth-same)" "$(secs restic-same)")"
 row "rerun, 1% changed, s" "$(secs hearth-changed)" "$(secs restic-changed)" "$(secs borg-changed)" \
   "$(ratio "$(secs hearth-changed)" "$(secs restic-changed)")"
-row "full restore, MB/s" "$(mbs "$(secs hearth-restore)")" "$(mbs "$(secs restic-restore)")" "$(mbs "$(secs borg-restore)")" \
-  "$(ratio "$(secs restic-restore)" "$(secs hearth-restore)")x"
-peak() { local m=0; for p in first same changed restore; do r=$(rss "$1-$p"); [ "$r" -gt "$m" ] && m=$r; done; echo $((m / 1024)); }
+row "full restore, MB/s (median)" "$(mbs "$(median hearth-restore)")" "$(mbs "$(median restic-restore)")" "$(mbs "$(median borg-restore)")" \
+  "$(ratio "$(median restic-restore)" "$(median hearth-restore)")x"
+row "  full restore, s (spread)" "$(spread hearth-restore)" "$(spread restic-restore)" "$(spread borg-restore)" ""
+peak() { local m=0 f r; for f in "$work/$1"-*; do [[ $f == *.err ]] && continue; r=$(rss "${f##*/}"); [ "$r" -gt "$m" ] && m=$r; done; echo $((m / 1024)); }
 row "peak RSS, MiB" "$(peak hearth)" "$(peak restic)" "$(peak borg)" "$(ratio "$(peak hearth)" "$(peak restic)")"
 row "repository, MiB" "$(mib "$hearth_repo")" "$(mib "$(repo restic)")" "$(mib "$(repo borg)")" \
   "$(ratio "$hearth_repo" "$(repo restic)")"
