@@ -285,18 +285,25 @@ fn a_bundle_that_does_not_fit_is_refused_and_nothing_is_left() {
     }
 }
 
-/// Starts `hearth serve` on `data` and returns it once it printed its
-/// address (or `None` if it exited first).
-fn start_serve(config: &Path, data: &Path) -> (Child, Option<String>) {
-    let mut child = hearth_command()
-        .arg("--config")
+/// `hearth --config CONFIG serve --data DATA` on a port the kernel picks,
+/// its log discarded.
+fn serve_command(config: &Path, data: &Path) -> std::process::Command {
+    let mut cmd = hearth_command();
+    cmd.arg("--config")
         .arg(config)
         .arg("serve")
         .arg("--data")
         .arg(data)
         .args(["--listen", "127.0.0.1:0"])
+        .stderr(Stdio::null());
+    cmd
+}
+
+/// Starts `hearth serve` on `data` and returns it once it printed its
+/// address (or `None` if it exited first).
+fn start_serve(config: &Path, data: &Path) -> (Child, Option<String>) {
+    let mut child = serve_command(config, data)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -401,15 +408,8 @@ async fn kill_nine_while_staging_or_switching_still_starts_the_old_or_the_new_ve
         kill_nine(&mut install);
         // 2. kill -9 the next start part-way (launcher, exec, confirm).
         let serve_delay = dice.below(1_500);
-        let mut serve = hearth_command()
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .arg("--data")
-            .arg(&data)
-            .args(["--listen", "127.0.0.1:0"])
+        let mut serve = serve_command(&config, &data)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(serve_delay));

@@ -36,8 +36,8 @@ pub(crate) fn serve(
     init_logging(level(config.log_level));
     // Before anything is opened: run the installed update instead, or
     // roll back one that did not come up (docs/updates.md).
-    crate::update::launch(&config)?;
     let updates = crate::update::updates(&config)?;
+    crate::update::launch(&updates);
     if updates.keys().has_extra() {
         log::warn!("also trusting updates signed by update_extra_key from the configuration");
     }

@@ -113,9 +113,8 @@ pub(crate) fn run(config: &Config, args: UpdateArgs) -> Result<(), Failure> {
 
 /// Runs the installed version instead of this one, if there is one: the
 /// first thing `hearth serve` does. Returns only to run here.
-pub(crate) fn launch(config: &Config) -> Result<(), Failure> {
+pub(crate) fn launch(updates: &Updates) {
     use std::os::unix::process::CommandExt;
-    let updates = updates(config)?;
     let mut launch = updates.launch();
     // Each failed exec rolls back one step, so this ends.
     for _ in 0..4 {
@@ -125,7 +124,7 @@ pub(crate) fn launch(config: &Config) -> Result<(), Failure> {
             version,
         } = &launch
         else {
-            return Ok(());
+            return;
         };
         log::info!(
             "starting the installed version {version} from {}",
@@ -140,7 +139,6 @@ pub(crate) fn launch(config: &Config) -> Result<(), Failure> {
             .exec();
         launch = updates.exec_failed(&launch, &error);
     }
-    Ok(())
 }
 
 fn open(file: &Path) -> Result<std::fs::File, Failure> {

@@ -45,6 +45,21 @@ pub fn sync_parent(path: &Path) -> std::io::Result<()> {
     std::fs::File::open(parent)?.sync_all()
 }
 
+/// Bytes an unprivileged writer may still use on the file system holding
+/// `dir`, or its nearest existing parent (a folder about to be created);
+/// 0 when nothing can be read.
+pub fn free_bytes(dir: &Path) -> u64 {
+    let mut at = dir.to_path_buf();
+    loop {
+        if let Ok(st) = rustix::fs::statvfs(&at) {
+            return st.f_bavail.saturating_mul(st.f_frsize);
+        }
+        if !at.pop() {
+            return 0;
+        }
+    }
+}
+
 /// `dest` with `.partial` appended: where a file is built before the rename
 /// that makes it visible under its real name.
 pub fn temp_sibling(dest: &Path) -> PathBuf {

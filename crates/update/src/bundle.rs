@@ -11,7 +11,7 @@ use std::{
     fs::File,
     io::{Read, Write},
     os::unix::fs::{OpenOptionsExt, PermissionsExt},
-    path::{Path, PathBuf},
+    path::Path,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -73,7 +73,7 @@ impl Signed {
     ) -> Result<(), UpdateError> {
         self.manifest.check(running, accept)?;
         let need = self.manifest.payload_bytes() + MARGIN;
-        let free = free_bytes(dir);
+        let free = hearth_system::files::free_bytes(dir);
         if free < need {
             return Err(UpdateError::NoSpace {
                 need_mb: need.div_ceil(1_000_000),
@@ -130,9 +130,7 @@ pub(crate) fn read(
 
     if let Some(dir) = out {
         // Made only now, so a refused bundle leaves no trace at all.
-        std::fs::create_dir_all(dir).map_err(|e| UpdateError::io("create", dir, e))?;
-        write_file(&dir.join(MANIFEST), &signed.bytes, 0o600)?;
-        write_file(&dir.join(SIGNATURE), signed.signature.as_bytes(), 0o600)?;
+        begin_slot(dir, &signed)?;
     }
     for file in &signed.manifest.files {
         let entry = next_entry(&mut entries, &file.name)?;
@@ -140,8 +138,7 @@ pub(crate) fn read(
             return Err(UpdateError::PayloadMismatch(file.name.clone()));
         }
         let dest = out.map(|d| d.join(&file.name));
-        let mode = if file.name == PROGRAM { 0o755 } else { 0o644 };
-        copy_checked(entry, file, dest.as_deref(), mode)?;
+        copy_checked(entry, file, dest.as_deref())?;
     }
     match entries.next() {
         None => {}
@@ -200,8 +197,9 @@ fn copy_checked(
     mut from: impl Read,
     file: &crate::manifest::FileEntry,
     dest: Option<&Path>,
-    mode: u32,
 ) -> Result<(), UpdateError> {
+    // The program runs; the files that may come later are data.
+    let mode = if file.name == PROGRAM { 0o755 } else { 0o644 };
     let mut out = match dest {
         Some(path) => Some(create(path, mode)?),
         None => None,
@@ -247,13 +245,19 @@ pub(crate) fn write_part(
     file: &crate::manifest::FileEntry,
     dir: &Path,
 ) -> Result<(), UpdateError> {
-    let mode = if file.name == PROGRAM { 0o755 } else { 0o644 };
     copy_checked(
         reader.take(file.size + 1),
         file,
         Some(&dir.join(&file.name)),
-        mode,
     )
+}
+
+/// Creates a staging folder and writes the signed manifest and its
+/// signature into it, verbatim, so the slot can be checked again later.
+pub(crate) fn begin_slot(dir: &Path, signed: &Signed) -> Result<(), UpdateError> {
+    std::fs::create_dir_all(dir).map_err(|e| UpdateError::io("create", dir, e))?;
+    write_file(&dir.join(MANIFEST), &signed.bytes, 0o600)?;
+    write_file(&dir.join(SIGNATURE), signed.signature.as_bytes(), 0o600)
 }
 
 fn read_small(entry: impl Read, name: &str, max: u64) -> Result<Vec<u8>, UpdateError> {
@@ -281,7 +285,7 @@ fn create(path: &Path, mode: u32) -> Result<File, UpdateError> {
 
 /// Writes and fsyncs a whole small file (inside a staging folder, which
 /// is renamed as a whole, so no rename of its own is needed).
-pub(crate) fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), UpdateError> {
+fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), UpdateError> {
     let mut f = create(path, mode)?;
     f.write_all(data)
         .and_then(|()| f.sync_all())
@@ -305,7 +309,7 @@ pub fn verify_slot(keys: &Keys, dir: &Path) -> Result<Signed, UpdateError> {
         if len != file.size {
             return Err(UpdateError::PayloadMismatch(file.name.clone()));
         }
-        copy_checked(f, file, None, 0)?;
+        copy_checked(f, file, None)?;
         if file.name == PROGRAM {
             let mode = std::fs::metadata(&path)
                 .map(|m| m.permissions().mode())
@@ -319,20 +323,6 @@ pub fn verify_slot(keys: &Keys, dir: &Path) -> Result<Signed, UpdateError> {
         }
     }
     Ok(signed)
-}
-
-/// Free bytes for an unprivileged writer on the file system holding `dir`
-/// (or its nearest existing parent).
-pub(crate) fn free_bytes(dir: &Path) -> u64 {
-    let mut at: PathBuf = dir.to_path_buf();
-    loop {
-        if let Ok(st) = rustix::fs::statvfs(&at) {
-            return st.f_bavail.saturating_mul(st.f_frsize);
-        }
-        if !at.pop() {
-            return 0;
-        }
-    }
 }
 
 /// Counts the bytes read for [`Progress`].

@@ -204,15 +204,11 @@ impl Updates {
         if clean && (exit_status == "0" || exit_status == crate::EXIT_RESTART.to_string()) {
             return;
         }
-        let what = match exit_code {
-            "exited" => format!("it exited with status {exit_status}"),
-            "killed" | "dumped" => format!("it was killed by signal {exit_status}"),
+        let what = match (service_result, exit_code) {
+            ("timeout", _) => "it did not report ready within the start deadline".to_string(),
+            (_, "exited") => format!("it exited with status {exit_status}"),
+            (_, "killed" | "dumped") => format!("it was killed by signal {exit_status}"),
             _ => format!("it stopped ({service_result})"),
-        };
-        let what = if service_result == "timeout" {
-            "it did not report ready within the start deadline".to_string()
-        } else {
-            what
         };
         self.fail_trial(&what);
     }

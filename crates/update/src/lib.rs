@@ -49,12 +49,16 @@ pub fn running_version() -> &'static semver::Version {
         let Some(dir) = std::env::var_os(SLOT_VAR) else {
             return built;
         };
-        std::fs::read(Path::new(&dir).join(MANIFEST))
-            .ok()
-            .and_then(|b| Manifest::parse(&b).ok())
+        manifest_in(Path::new(&dir))
             .and_then(|m| m.parsed_version().ok())
             .unwrap_or(built)
     })
+}
+
+/// The manifest in a slot folder, only read (it was checked when staged
+/// and is checked again before it runs): for versions shown and recorded.
+fn manifest_in(dir: &Path) -> Option<Manifest> {
+    Manifest::parse(&std::fs::read(dir.join(MANIFEST)).ok()?).ok()
 }
 
 /// [`running_version`] as text, for pages and `/healthz`.
@@ -116,11 +120,6 @@ impl Updates {
         &self.keys
     }
 
-    fn prepare(&self) -> Result<(), UpdateError> {
-        let slots = self.layout.slots();
-        std::fs::create_dir_all(&slots).map_err(|e| UpdateError::io("create", &slots, e))
-    }
-
     /// Checks a whole bundle (signature, machine, version, space, every
     /// file's hash) and keeps nothing: `hearth update check`.
     pub fn check(
@@ -129,15 +128,36 @@ impl Updates {
         accept: Accept,
         progress: &Arc<Progress>,
     ) -> Result<Signed, UpdateError> {
+        self.read(reader, accept, progress, None)
+    }
+
+    /// Reads a bundle against this device's keys, version and free space,
+    /// writing its files into `out` if given.
+    fn read(
+        &self,
+        reader: impl Read,
+        accept: Accept,
+        progress: &Arc<Progress>,
+        out: Option<&Path>,
+    ) -> Result<Signed, UpdateError> {
+        let dir = &self.layout.dir;
         bundle::read(
             &self.keys,
             running_version(),
             accept,
-            &self.layout.dir,
+            dir,
             reader,
             progress,
-            None,
+            out,
         )
+    }
+
+    /// A fresh, not yet created, staging folder name; left-over slots and
+    /// staging folders are removed first.
+    fn staging(&self) -> PathBuf {
+        self.layout.collect_garbage(&[]);
+        let name = format!(".staging-{}", random_hex());
+        self.layout.slots().join(name)
     }
 
     /// Checks a bundle and writes it into a new slot, which becomes the
@@ -148,21 +168,10 @@ impl Updates {
         accept: Accept,
         progress: &Arc<Progress>,
     ) -> Result<Staged, UpdateError> {
-        self.layout.collect_garbage(&[]);
-        let tmp = self
-            .layout
-            .slots()
-            .join(format!(".staging-{}", random_hex()));
-        let result = bundle::read(
-            &self.keys,
-            running_version(),
-            accept,
-            &self.layout.dir,
-            reader,
-            progress,
-            Some(&tmp),
-        )
-        .and_then(|signed| self.place(&tmp, signed));
+        let tmp = self.staging();
+        let result = self
+            .read(reader, accept, progress, Some(&tmp))
+            .and_then(|signed| self.place(&tmp, signed));
         if result.is_err() {
             self.forget(&tmp);
         }
@@ -180,16 +189,9 @@ impl Updates {
     ) -> Result<Staged, UpdateError> {
         let signed = Signed::verify(&self.keys, manifest, signature)?;
         signed.check(running_version(), accept, &self.layout.dir)?;
-        self.prepare()?;
-        self.layout.collect_garbage(&[]);
-        let tmp = self
-            .layout
-            .slots()
-            .join(format!(".staging-{}", random_hex()));
-        std::fs::create_dir(&tmp).map_err(|e| UpdateError::io("create", &tmp, e))?;
+        let tmp = self.staging();
         let result = (|| {
-            bundle::write_file(&tmp.join(MANIFEST), &signed.bytes, 0o600)?;
-            bundle::write_file(&tmp.join(SIGNATURE), signed.signature.as_bytes(), 0o600)?;
+            bundle::begin_slot(&tmp, &signed)?;
             for file in &signed.manifest.files {
                 let reader = open(file)?;
                 bundle::write_part(reader, file, &tmp)?;
@@ -311,8 +313,7 @@ impl Updates {
     /// The version in a slot's manifest (checked when the slot was staged
     /// and before it runs; here only read for display and the trial).
     fn slot_version(&self, slot: &str) -> Option<String> {
-        let bytes = std::fs::read(self.layout.slot(slot).join(MANIFEST)).ok()?;
-        Some(Manifest::parse(&bytes).ok()?.version)
+        Some(manifest_in(&self.layout.slot(slot))?.version)
     }
 
     /// What the Update page shows.

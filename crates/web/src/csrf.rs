@@ -98,6 +98,24 @@ pub(crate) fn forged() -> WebError {
     WebError::Forbidden(FORGED.into())
 }
 
+/// The token a scripted upload sends in `X-Hearth-CSRF`: `Ok(true)` when
+/// it came and matches, `Ok(false)` when there is none (a plain form sends
+/// it as its first field instead), the 403 when it does not match.
+pub(crate) fn header_token(state: &AppState, headers: &HeaderMap) -> Result<bool, WebError> {
+    match headers.get("x-hearth-csrf").and_then(|v| v.to_str().ok()) {
+        Some(token) => verify_token(state, headers, token).map(|()| true),
+        None => Ok(false),
+    }
+}
+
+/// The request's declared body length, if any: uploads check it against
+/// free space before storing a byte.
+pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+}
+
 /// Checks a token that arrived outside a urlencoded form (a multipart
 /// field or a header) against this browser's CSRF cookie.
 pub(crate) fn verify_token(

@@ -70,7 +70,7 @@ pub(crate) async fn page(
             })
             .unwrap_or_default();
         files.sort();
-        (files, free_space(&dir))
+        (files, hearth_system::files::free_bytes(&dir))
     })
     .await
     .map_err(|e| WebError::Internal(format!("listing files: {e}")))?;
@@ -93,13 +93,6 @@ pub(crate) async fn page(
         free: bytes(free),
     };
     Ok((jar, render(&page)?).into_response())
-}
-
-/// Bytes an unprivileged writer may still use on `dir`'s file system.
-pub(super) fn free_space(dir: &Path) -> u64 {
-    rustix::fs::statvfs(dir)
-        .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
-        .unwrap_or(0)
 }
 
 /// A file name as a browser sent it, checked: no folders, no hidden or
@@ -148,18 +141,11 @@ pub(crate) async fn upload(
     headers: HeaderMap,
     mut multipart: Multipart,
 ) -> Result<Response, WebError> {
-    let scripted = headers.contains_key("x-hearth-csrf");
-    let mut checked = match headers.get("x-hearth-csrf").and_then(|v| v.to_str().ok()) {
-        Some(token) => {
-            verify_token(&state, &headers, token)?;
-            true
-        }
-        None => false,
-    };
-    let too_big = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .is_some_and(|len| len.saturating_add(RESERVE) > free_space(&state.files_dir));
+    let scripted = crate::csrf::header_token(&state, &headers)?;
+    let mut checked = scripted;
+    let too_big = crate::csrf::content_length(&headers).is_some_and(|len| {
+        len.saturating_add(RESERVE) > hearth_system::files::free_bytes(&state.files_dir)
+    });
     if too_big {
         return Err(WebError::BadRequest(
             "There is not enough free space on this Hearth for that upload.".into(),

@@ -18,7 +18,7 @@ use std::{
 use axum::{
     Json,
     extract::{Multipart, State, multipart::Field},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
 };
 use axum_extra::extract::cookie::CookieJar;
@@ -26,7 +26,6 @@ use hearth_update::{Accept, Progress, UpdateError};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-use super::files::free_space;
 use crate::{
     AppState, WebError,
     csrf::{CsrfForm, forged, issue, verify_token},
@@ -126,21 +125,13 @@ pub(crate) async fn upload(
     headers: HeaderMap,
     mut multipart: Multipart,
 ) -> Result<Response, WebError> {
-    let scripted = headers.contains_key("x-hearth-csrf");
-    let mut checked = match headers.get("x-hearth-csrf").and_then(|v| v.to_str().ok()) {
-        Some(token) => {
-            verify_token(&state, &headers, token)?;
-            true
-        }
-        None => false,
-    };
-    let length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let scripted = crate::csrf::header_token(&state, &headers)?;
+    let mut checked = scripted;
+    let length = crate::csrf::content_length(&headers);
     if let Some(len) = length {
         // The upload, then the program unpacked from it into a slot.
         let need = len.saturating_mul(2).saturating_add(MARGIN);
-        let free = free_space(&state.data_dir);
+        let free = hearth_system::files::free_bytes(&state.data_dir);
         if free < need {
             return Err(refusal(&UpdateError::NoSpace {
                 need_mb: need.div_ceil(1_000_000),
