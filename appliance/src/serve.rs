@@ -158,6 +158,9 @@ async fn run(
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let peer_addr = peer_listener.local_addr()?;
+    // Shared boards travel over the peer channel, signed with this
+    // device's identity key.
+    state.mirror.attach_board(state.board.clone())?;
     state
         .mirror
         .start(tokio::net::TcpListener::from_std(peer_listener)?)?;

@@ -21,6 +21,7 @@
 //! - `posting`, `moderation`, `events`: writing posts, the admin's tools,
 //!   and live events with replay.
 //! - `photo`, `text`: photo cleaning and post rendering (public).
+//! - `share`: boards shared with paired Hearths: events, order, ingest.
 //!
 //! Modules import the crate root for `Board`; the root imports only
 //! `model`, `error` and `rate`, which import none of the others (`model`
@@ -37,6 +38,7 @@ mod posting;
 mod rate;
 mod read;
 mod rows;
+pub mod share;
 pub mod text;
 
 use std::{
@@ -57,6 +59,7 @@ pub use model::{
     Renderer, Thread,
 };
 pub use rate::RateLimit;
+pub use share::{Batch, Ingested, Origin, WireEvent};
 
 /// The board domain; cheap to clone.
 #[derive(Clone)]
@@ -75,6 +78,10 @@ pub struct Board {
     /// Nicknames by guest id: every page a guest loads needs its name, and
     /// names change only through [`Board::set_nickname`].
     guests: Arc<std::sync::Mutex<HashMap<String, String>>>,
+    /// This Hearth's identity as the origin of shared events (`share`).
+    origin: Arc<std::sync::OnceLock<Arc<share::Origin>>>,
+    /// Woken when this Hearth makes an event on a shared board.
+    share_wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Board {
@@ -98,6 +105,8 @@ impl Board {
             limits: Arc::new(RateLimit::default()),
             version: Arc::new(AtomicU64::new(0)),
             guests: Arc::default(),
+            origin: Arc::default(),
+            share_wake: Arc::default(),
         }
     }
 

@@ -38,6 +38,9 @@ pub struct Post {
     pub hidden: bool,
     /// Posted by the admin.
     pub by_admin: bool,
+    /// The name of the Hearth a shared post came from; `None` for posts
+    /// written here.
+    pub from: Option<String>,
 }
 
 /// A thread with its replies.

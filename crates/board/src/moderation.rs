@@ -13,7 +13,12 @@ use crate::{
     rows::load_post,
 };
 
-fn log(tx: &Transaction<'_>, action: &str, target: &str) -> Result<(), BoardError> {
+/// Writes one line of the moderation log, inside the change's transaction.
+pub(crate) fn log_action(
+    tx: &Transaction<'_>,
+    action: &str,
+    target: &str,
+) -> Result<(), BoardError> {
     tx.execute(
         "INSERT INTO board_modlog (at, action, target) VALUES (?1, ?2, ?3)",
         params![unix_now(), action, target],
@@ -40,7 +45,7 @@ impl Board {
     /// Runs one admin change and its log line in a transaction; `event`
     /// names what live pages must do (`remove` or `refresh`) for which
     /// board and post.
-    async fn moderate<F>(&self, f: F) -> Result<(), BoardError>
+    pub(crate) async fn moderate<F>(&self, f: F) -> Result<(), BoardError>
     where
         F: FnOnce(&Transaction<'_>) -> Result<Option<(i64, &'static str, i64)>, BoardError>
             + Send
@@ -73,8 +78,10 @@ impl Board {
         Ok(())
     }
 
-    pub async fn create_board(&self, name: &str) -> Result<(), BoardError> {
+    /// Creates a board; returns its id.
+    pub async fn create_board(&self, name: &str) -> Result<i64, BoardError> {
         let name = board_name(name)?;
+        let (tx_id, rx_id) = std::sync::mpsc::channel();
         self.moderate(move |tx| {
             let exists: bool = tx.query_row(
                 "SELECT EXISTS (SELECT 1 FROM board_boards WHERE name = ?1)",
@@ -91,10 +98,14 @@ impl Board {
                  VALUES (?1, (SELECT coalesce(max(position), -1) + 1 FROM board_boards), ?2)",
                 params![name, unix_now()],
             )?;
-            log(tx, "create board", &name)?;
+            let _ = tx_id.send(tx.last_insert_rowid());
+            log_action(tx, "create board", &name)?;
             Ok(None)
         })
-        .await
+        .await?;
+        rx_id
+            .try_recv()
+            .map_err(|_| BoardError::Internal("the new board's id was lost".into()))
     }
 
     pub async fn rename_board(&self, id: i64, name: &str) -> Result<(), BoardError> {
@@ -110,7 +121,7 @@ impl Board {
                 params![id, name],
             )
             .map_err(|_| BoardError::Invalid(format!("There is already a board called {name}.")))?;
-            log(tx, "rename board", &format!("{old} → {name}"))?;
+            log_action(tx, "rename board", &format!("{old} → {name}"))?;
             Ok(Some((id, "refresh", 0)))
         })
         .await
@@ -137,7 +148,7 @@ impl Board {
                     params![bid, pos as i64],
                 )?;
             }
-            log(
+            log_action(
                 tx,
                 if delta < 0 {
                     "move board up"
@@ -160,7 +171,7 @@ impl Board {
             {
                 return Err(BoardError::NotFound);
             }
-            log(
+            log_action(
                 tx,
                 if locked { "lock board" } else { "unlock board" },
                 &id.to_string(),
@@ -185,7 +196,7 @@ impl Board {
             {
                 return Err(BoardError::NotFound);
             }
-            log(tx, "slow mode", &format!("board {id}: {secs} s"))?;
+            log_action(tx, "slow mode", &format!("board {id}: {secs} s"))?;
             Ok(None)
         })
         .await
@@ -198,7 +209,7 @@ impl Board {
                 "UPDATE board_posts SET pinned = ?2 WHERE id = ?1",
                 params![post, pinned],
             )?;
-            log(
+            log_action(
                 tx,
                 if pinned { "pin" } else { "unpin" },
                 &describe(tx, post)?,
@@ -216,7 +227,7 @@ impl Board {
                 "UPDATE board_posts SET hidden = ?2 WHERE id = ?1",
                 params![post, hidden],
             )?;
-            log(
+            log_action(
                 tx,
                 if hidden { "hide" } else { "show" },
                 &describe(tx, post)?,
@@ -230,24 +241,32 @@ impl Board {
         .await
     }
 
-    /// Deletes a post for good, with its replies and photos.
+    /// Deletes a post for good, with its replies and photos. When it is
+    /// this Hearth's own post on a shared board, its retraction travels to
+    /// peers (made in the same transaction); any other delete stays here.
     pub async fn delete(&self, post: i64) -> Result<(), BoardError> {
         let photos = self.photos.clone();
+        let origin = self.origin.get().cloned();
+        let (tx_retract, rx_retract) = std::sync::mpsc::channel();
         let (tx_gone, rx_gone) = std::sync::mpsc::channel();
         self.moderate(move |tx| {
             let p = load_post(tx, post)?;
             let what = describe(tx, post)?;
+            let _ = tx_retract.send(crate::share::retract_event(tx, origin.as_deref(), post)?);
             let names: Vec<String> = tx
                 .prepare("SELECT photo FROM board_posts WHERE (id = ?1 OR parent_id = ?1) AND photo IS NOT NULL")?
                 .query_map([post], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             tx.execute("DELETE FROM board_posts WHERE parent_id = ?1", [post])?;
             tx.execute("DELETE FROM board_posts WHERE id = ?1", [post])?;
-            log(tx, "delete", &what)?;
+            log_action(tx, "delete", &what)?;
             let _ = tx_gone.send(names);
             Ok(Some((p.board_id, "remove", post)))
         })
         .await?;
+        if rx_retract.try_recv().unwrap_or(false) {
+            self.share_wake.notify_one();
+        }
         // Files go once the rows naming them are gone.
         for name in rx_gone.try_recv().unwrap_or_default() {
             photo::remove(&photos, &name);
@@ -273,7 +292,7 @@ impl Board {
                 "INSERT INTO board_bans (guest_id, address, reason, created_at) VALUES (?1, ?2, ?3, ?4)",
                 params![guest, address, reason, unix_now()],
             )?;
-            log(tx, "ban", &format!("{nickname} ({address}): {reason}"))?;
+            log_action(tx, "ban", &format!("{nickname} ({address}): {reason}"))?;
             Ok(None)
         })
         .await
@@ -284,7 +303,7 @@ impl Board {
             if tx.execute("DELETE FROM board_bans WHERE id = ?1", [ban])? == 0 {
                 return Err(BoardError::NotFound);
             }
-            log(tx, "unban", &ban.to_string())?;
+            log_action(tx, "unban", &ban.to_string())?;
             Ok(None)
         })
         .await
@@ -349,7 +368,7 @@ impl Board {
                 "INSERT OR REPLACE INTO settings (key, value) VALUES ('board.landing', ?1)",
                 [format!("{title}\u{1f}{welcome}").into_bytes()],
             )?;
-            log(tx, "landing text", &title)?;
+            log_action(tx, "landing text", &title)?;
             Ok(None)
         })
         .await

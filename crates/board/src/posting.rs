@@ -12,6 +12,7 @@ use crate::{
     model::{NewPost, Post},
     photo,
     rows::load_post,
+    share,
 };
 
 /// Longest post body, in characters.
@@ -181,34 +182,69 @@ impl Board {
         let renderer = self.renderer.clone();
         let photos = self.photos.clone();
         let stored_photo = photo_name.clone();
+        let origin = self.origin.get().cloned();
+        let photo_dir = self.photos.clone();
         let result = self
             .store
             .write(move |c| {
                 let tx = c.transaction()?;
                 let t = unix_now();
+                let hlc = share::next_hlc(&tx)?;
+                let seq = share::post_event(
+                    &tx,
+                    origin.as_deref(),
+                    &share::LocalPost {
+                        board_id: new.board,
+                        parent: new.parent,
+                        nick: &nickname,
+                        admin: new.guest.is_none(),
+                        text: &body,
+                        photo: stored_photo
+                            .as_deref()
+                            .and_then(|n| share::photo_ref(&photo_dir, n)),
+                        hlc,
+                    },
+                )?;
                 tx.execute(
                     "INSERT INTO board_posts
-                     (board_id, parent_id, guest_id, nickname, body, photo, address, created_at, last_activity)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-                    params![new.board, new.parent, new.guest, nickname, body, stored_photo, new.address, t],
+                     (board_id, parent_id, guest_id, nickname, body, photo, address, created_at,
+                      last_activity, origin, seq, hlc, activity)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?11)",
+                    params![
+                        new.board,
+                        new.parent,
+                        new.guest,
+                        nickname,
+                        body,
+                        stored_photo,
+                        new.address,
+                        t,
+                        origin.as_ref().map(|o| o.id.clone()),
+                        seq.map(|s| s as i64),
+                        hlc
+                    ],
                 )?;
                 let id = tx.last_insert_rowid();
                 if let Some(p) = new.parent {
                     tx.execute(
-                        "UPDATE board_posts SET last_activity = ?2 WHERE id = ?1",
-                        params![p, t],
+                        "UPDATE board_posts SET last_activity = ?2, activity = max(activity, ?3)
+                         WHERE id = ?1",
+                        params![p, t, hlc],
                     )?;
                 }
                 let post = load_post(&tx, id)?;
                 let event = Board::record_event(&tx, new.board, "post", id, renderer(&post))?;
                 tx.commit()?;
-                Ok::<_, BoardError>((post, event))
+                Ok::<_, BoardError>((post, event, seq.is_some()))
             })
             .await;
         match result {
-            Ok((post, event)) => {
+            Ok((post, event, shared)) => {
                 self.changed();
                 self.broadcast(event);
+                if shared {
+                    self.share_wake.notify_one();
+                }
                 Ok(post)
             }
             Err(e) => {

@@ -50,7 +50,7 @@ impl Board {
                 let mut stmt = c.prepare(&format!(
                     "SELECT {POST_COLUMNS} FROM board_posts
                      WHERE board_id = ?1 AND parent_id IS NULL AND (hidden = 0 OR ?2)
-                     ORDER BY pinned DESC, last_activity DESC, id DESC
+                     ORDER BY pinned DESC, activity DESC, origin DESC, seq DESC, id DESC
                      LIMIT ?3 OFFSET ?4"
                 ))?;
                 let mut posts: Vec<Post> = stmt
@@ -100,7 +100,7 @@ impl Board {
                     .prepare(&format!(
                         "SELECT {POST_COLUMNS} FROM board_posts
                          WHERE pinned = 1 AND hidden = 0 AND parent_id IS NULL
-                         ORDER BY last_activity DESC LIMIT 10"
+                         ORDER BY activity DESC LIMIT 10"
                     ))?
                     .query_map([], post_from)?
                     .collect::<Result<_, _>>()?;
@@ -192,7 +192,7 @@ impl Board {
 fn replies(c: &Connection, thread: i64, with_hidden: bool) -> Result<Vec<Post>, BoardError> {
     let mut stmt = c.prepare(&format!(
         "SELECT {POST_COLUMNS} FROM board_posts
-         WHERE parent_id = ?1 AND (hidden = 0 OR ?2) ORDER BY id"
+         WHERE parent_id = ?1 AND (hidden = 0 OR ?2) ORDER BY hlc, origin, seq, id"
     ))?;
     let rows = stmt
         .query_map(params![thread, with_hidden], post_from)?

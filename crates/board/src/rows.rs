@@ -14,8 +14,7 @@ use crate::{
     text,
 };
 
-pub(crate) const POST_COLUMNS: &str =
-    "id, board_id, parent_id, nickname, body, photo, created_at, pinned, hidden, guest_id IS NULL";
+pub(crate) const POST_COLUMNS: &str = "id, board_id, parent_id, nickname, body, photo, created_at, pinned, hidden, guest_id IS NULL, origin_name";
 
 pub(crate) fn post_from(r: &Row<'_>) -> rusqlite::Result<Post> {
     Ok(Post {
@@ -29,6 +28,7 @@ pub(crate) fn post_from(r: &Row<'_>) -> rusqlite::Result<Post> {
         pinned: r.get::<_, i64>(7)? != 0,
         hidden: r.get::<_, i64>(8)? != 0,
         by_admin: r.get(9)?,
+        from: r.get(10)?,
     })
 }
 

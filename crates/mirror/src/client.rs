@@ -140,6 +140,17 @@ impl Conn {
             .await
     }
 
+    /// Sends a JSON body; the answer is the caller's to read (with a limit
+    /// of its choosing).
+    pub async fn send_json(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Body,
+    ) -> Result<hyper::Response<Incoming>, MirrorError> {
+        self.send_as(method, path, body, "application/json").await
+    }
+
     async fn send_as(
         &mut self,
         method: Method,

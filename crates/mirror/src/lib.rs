@@ -15,6 +15,7 @@
 //! layers, bottom up, are listed in README.md).
 
 mod blocking;
+pub mod boards;
 pub mod client;
 mod error;
 pub mod identity;
@@ -45,6 +46,8 @@ impl Mirror {
             tls::server_config(&self.0.id).map_err(|e| MirrorError::Internal(e.to_string()))?;
         tokio::spawn(server::serve(self.clone(), listener, config));
         tokio::spawn(sync::run(self.clone()));
+        tokio::spawn(boards::run(self.clone()));
+        tokio::spawn(boards::announce(self.clone()));
         Ok(())
     }
 }

@@ -145,6 +145,42 @@ pub struct Offer {
     pub signature: String,
 }
 
+// ---- shared boards (docs/board-replication.md) -----------------------------
+
+/// The largest answer to `/v1/board/since`: a full batch of the largest
+/// events, hex-escaped certificates and JSON escaping included.
+pub const MAX_BOARD_REPLY: usize = 8 * 1024 * 1024;
+/// The largest `/v1/board/since` request (cursors of many origins).
+pub const MAX_BOARD_ASK: usize = 256 * 1024;
+
+/// `GET /v1/board/boards`: the names of the boards the holder shares.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedBoards {
+    pub boards: Vec<String>,
+}
+
+/// `POST /v1/board/since`: "what do you have on `board` after my cursors",
+/// at most `limit` events.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Since {
+    pub board: String,
+    /// Origin device ID (hex) → the highest seq the asker holds.
+    pub cursors: std::collections::BTreeMap<String, u64>,
+    pub limit: usize,
+}
+
+/// The answer: events in seq order per origin, the certificates (DER,
+/// hex) of their origins, and whether more are waiting.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinceReply {
+    pub events: Vec<hearth_board::WireEvent>,
+    pub certs: std::collections::BTreeMap<String, String>,
+    pub more: bool,
+}
+
 /// Where pack `name` lives under a repository folder, the owner's own or a
 /// holder's copy of it (`packs/<first two hex digits>/<name>`): one layout, so
 /// a held copy can be restored by copying it back as it is.

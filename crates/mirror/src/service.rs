@@ -105,6 +105,16 @@ pub(crate) struct Inner {
     /// When the dashboard last had the offers checked, so reloading it
     /// does not dial every peer each time.
     pub offers_refreshed: Mutex<Option<Instant>>,
+    /// The board whose shared boards travel to peers (`boards`), set once
+    /// the web layer has made it.
+    pub board: std::sync::OnceLock<hearth_board::Board>,
+    /// Per peer: shared-board traffic, refusals and the rate window.
+    pub board_links: Mutex<HashMap<DeviceId, crate::boards::Link>>,
+    /// Peers that poked us (they have new events); the pull loop's wake-up.
+    pub board_poked: Mutex<std::collections::HashSet<DeviceId>>,
+    pub board_wake: tokio::sync::Notify,
+    /// Boards peers share that this Hearth does not: name → peer names.
+    pub board_offers: Mutex<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>>,
 }
 
 impl std::fmt::Debug for Mirror {
@@ -137,6 +147,11 @@ impl Mirror {
             pool: pool::Pool::default(),
             offers: Mutex::default(),
             offers_refreshed: Mutex::default(),
+            board: std::sync::OnceLock::new(),
+            board_links: Mutex::default(),
+            board_poked: Mutex::default(),
+            board_wake: tokio::sync::Notify::new(),
+            board_offers: Mutex::default(),
         }))
     }
 

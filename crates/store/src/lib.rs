@@ -28,6 +28,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0003_prune.sql")),
     M::up(include_str!("../migrations/0004_board.sql")),
     M::up(include_str!("../migrations/0005_mirror.sql")),
+    M::up(include_str!("../migrations/0006_board_share.sql")),
 ];
 
 /// Opens an extra read-only connection, for long blocking work (a backup

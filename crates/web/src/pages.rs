@@ -73,6 +73,8 @@ pub(crate) struct DashboardPage {
     /// The peers card: a headline and a detail line.
     pub mirror_state: String,
     pub mirror_detail: String,
+    /// Shared boards, per confirmed peer.
+    pub board_links: Vec<BoardLinkRow>,
     /// Newer updates confirmed peers offer: installable, or refused with
     /// the reason.
     pub update_offers: Vec<hearth_mirror::UpdateOffer>,
@@ -274,10 +276,31 @@ pub(crate) struct BoardAdminPage {
     pub notice: Option<String>,
     pub landing: hearth_board::Landing,
     pub boards: Vec<hearth_board::BoardInfo>,
+    /// Ids of the boards shared with peers.
+    pub shared: Vec<i64>,
+    /// Boards peers share that this Hearth does not: (name, peer names).
+    pub offered: Vec<(String, String)>,
     pub posts: Vec<ModPost>,
     pub bans: Vec<hearth_board::Ban>,
     /// (when, action, target)
     pub log: Vec<(String, String, String)>,
+}
+
+/// One peer's shared-board traffic on the dashboard's Peers card.
+#[derive(Debug)]
+pub(crate) struct BoardLinkRow {
+    pub peer: String,
+    pub name: String,
+    pub in_today: u64,
+    pub out_today: u64,
+    pub last: String,
+    pub refused: Option<String>,
+}
+
+impl BoardAdminPage {
+    fn is_shared(&self, id: &i64) -> bool {
+        self.shared.contains(id)
+    }
 }
 
 #[derive(Template)]

@@ -10,10 +10,11 @@
 //! This file owns only the connection loop and the route table. What every
 //! handler shares (the peer on the connection, refusals, the confirmed-peer
 //! check) is in [`access`], and the handlers are in [`pair`], [`held`],
-//! [`transfer`] and [`update`], none of which imports this file, so adding
+//! [`transfer`], [`update`] and [`boards`], none of which imports this file, so adding
 //! a route never makes a cycle.
 
 mod access;
+mod boards;
 mod held;
 mod pair;
 mod transfer;
@@ -108,4 +109,7 @@ fn routes() -> Router<Mirror> {
         .route("/v1/prove", post(transfer::prove))
         .route("/v1/update/offer", get(update::offer))
         .route("/v1/update/files/{name}", get(update::file))
+        .route("/v1/board/boards", get(boards::list))
+        .route("/v1/board/since", post(boards::since))
+        .route("/v1/board/poke", post(boards::poke))
 }

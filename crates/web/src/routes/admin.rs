@@ -65,6 +65,7 @@ pub(crate) async fn dashboard(
         }
     };
     let (mirror_state, mirror_detail) = mirror_card(&state).await;
+    let board_links = board_links(&state).await;
     // What peers offer, as last asked; the next load shows a fresh answer.
     let update_offers = state.mirror.update_offers();
     state.mirror.refresh_update_offers();
@@ -103,6 +104,7 @@ pub(crate) async fn dashboard(
         backup_detail,
         mirror_state,
         mirror_detail,
+        board_links,
         update_offers,
         notice: match notice.clock.as_deref() {
             Some("set") => Some("The clock was set from your browser.".into()),
@@ -111,6 +113,39 @@ pub(crate) async fn dashboard(
         },
     };
     Ok((jar, render(&page)?).into_response())
+}
+
+/// Shared boards per confirmed peer, when any board is shared: posts in
+/// and out today, the last exchange, and a refusal if there is one.
+async fn board_links(state: &AppState) -> Vec<crate::pages::BoardLinkRow> {
+    if state
+        .board
+        .shared_ids()
+        .await
+        .map(|s| s.is_empty())
+        .unwrap_or(true)
+    {
+        return vec![];
+    }
+    let peers = state.mirror.peers().await.unwrap_or_default();
+    peers
+        .iter()
+        .filter(|p| p.state == hearth_mirror::PeerState::Confirmed)
+        .map(|p| {
+            let l = state.mirror.board_link(p.device);
+            crate::pages::BoardLinkRow {
+                peer: p.device.to_hex(),
+                name: p.name.clone(),
+                in_today: l.in_today,
+                out_today: l.out_today,
+                last: l
+                    .last_exchange
+                    .map(crate::format::when)
+                    .unwrap_or_else(|| "never".into()),
+                refused: l.refused,
+            }
+        })
+        .collect()
 }
 
 /// Peers at a glance: how many, and whether the last proofs of storage

@@ -54,6 +54,13 @@ pub(crate) async fn page(
         notice: q.done.map(|_| "Done.".to_string()),
         landing: b.landing().await?,
         boards: b.boards().await?,
+        shared: b.shared_ids().await?,
+        offered: state
+            .mirror
+            .board_offers()
+            .into_iter()
+            .map(|(name, peers)| (name, peers.join(", ")))
+            .collect(),
         posts,
         bans: b.bans().await?,
         log,
@@ -178,6 +185,27 @@ pub(crate) async fn hide(
     CsrfForm(f): CsrfForm<OnForm>,
 ) -> Result<Response, WebError> {
     state.board.hide(id, f.on == 1).await?;
+    Ok(done())
+}
+
+/// Shares a board with paired Hearths, or stops.
+pub(crate) async fn share(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    CsrfForm(f): CsrfForm<OnForm>,
+) -> Result<Response, WebError> {
+    state.board.set_shared(id, f.on == 1).await?;
+    Ok(done())
+}
+
+/// Accepts a board a peer offers: creates it here (if needed), shared.
+pub(crate) async fn accept(
+    _admin: Admin,
+    State(state): State<AppState>,
+    CsrfForm(f): CsrfForm<NameForm>,
+) -> Result<Response, WebError> {
+    state.board.accept_shared(&f.name).await?;
     Ok(done())
 }
 

@@ -324,6 +324,17 @@ pub(crate) async fn sync(
     Ok(Redirect::to("/admin/peers?notice=Mirroring%20started.").into_response())
 }
 
+/// Accepts a refused peer's board posts again (after its admin fixed it).
+pub(crate) async fn board_retry(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, WebError> {
+    state.mirror.board_retry(device(&id)?);
+    Ok(Redirect::to("/admin").into_response())
+}
+
 pub(crate) async fn check(
     _admin: Admin,
     State(state): State<AppState>,

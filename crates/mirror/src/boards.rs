@@ -1,0 +1,382 @@
+//! Shared boards between peers, the asker's side (docs/board-replication.md):
+//! signing this Hearth's events, pulling each peer's events on the boards
+//! both share, checking every signature against the origin's certificate
+//! before the board crate checks the rest, and telling peers when there is
+//! something new (a poke, after which they pull at once).
+//!
+//! A peer that sends something malformed or forged is refused for an hour
+//! (the admin sees why on the Peers card and can try again at once), and
+//! each peer's events are accepted at most [`PER_MINUTE`] a minute.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::{Duration, Instant},
+};
+
+use hearth_board::{Board, Origin, WireEvent};
+use hearth_system::unix_now;
+use hyper::Method;
+use rustls::pki_types::CertificateDer;
+
+use crate::{
+    client::{self, Conn, full},
+    error::MirrorError,
+    identity::{DeviceId, Identity},
+    peers::{Peer, PeerState},
+    protocol::{MAX_BOARD_REPLY, SharedBoards, Since, SinceReply},
+    service::Mirror,
+};
+
+/// Events accepted from one peer per minute; the rest wait for the next
+/// minute (a peer forwarding a long backlog is slowed, not refused).
+pub const PER_MINUTE: usize = 1500;
+/// How long a peer that sent garbage is not asked again.
+const REFUSE_FOR: Duration = Duration::from_secs(3600);
+/// Pull from every peer this often even without a poke.
+const PERIOD: Duration = Duration::from_secs(30);
+
+/// One peer's shared-board traffic, as the Peers card shows it.
+#[derive(Clone, Debug, Default)]
+pub struct Link {
+    /// Day number (UTC) the counters are for.
+    day: i64,
+    pub in_today: u64,
+    pub out_today: u64,
+    /// When the last exchange with it succeeded (Unix seconds).
+    pub last_exchange: Option<i64>,
+    /// Why it is refused, while it is.
+    pub refused: Option<String>,
+    refused_until: Option<Instant>,
+    window: Option<Instant>,
+    window_count: usize,
+}
+
+impl Link {
+    fn roll(&mut self) {
+        let today = unix_now() / 86_400;
+        if self.day != today {
+            self.day = today;
+            self.in_today = 0;
+            self.out_today = 0;
+        }
+        if self.refused_until.is_some_and(|t| t <= Instant::now()) {
+            self.refused_until = None;
+            self.refused = None;
+        }
+    }
+
+    /// Events that may still be accepted this minute.
+    fn budget(&mut self) -> usize {
+        if self
+            .window
+            .is_none_or(|w| w.elapsed() >= Duration::from_secs(60))
+        {
+            self.window = Some(Instant::now());
+            self.window_count = 0;
+        }
+        PER_MINUTE.saturating_sub(self.window_count)
+    }
+}
+
+/// The signer for this Hearth's events: its identity key.
+pub fn origin(id: &Identity, name: &str) -> Result<Origin, MirrorError> {
+    let key = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&id.key_der)
+        .map_err(|e| MirrorError::Internal(format!("the identity key cannot sign: {e}")))?;
+    let key = std::sync::Arc::new(key);
+    Ok(Origin {
+        id: id.id.to_hex(),
+        name: name.to_string(),
+        cert: id.cert_der.clone(),
+        sign: std::sync::Arc::new(move |data: &[u8]| key.sign(data).as_ref().to_vec()),
+    })
+}
+
+/// Checks that `sig` (hex) is `origin`'s signature over `body`, by the key
+/// in `cert`, and that `cert` is `origin`'s (its SHA-256 is the ID).
+pub fn verify(origin: &str, cert: &[u8], body: &str, sig: &str) -> Result<(), String> {
+    if DeviceId::of_cert(cert).to_hex() != origin {
+        return Err(format!(
+            "the certificate sent for Hearth {} is not its own",
+            &origin[..origin.len().min(8)]
+        ));
+    }
+    let sig = hex::decode(sig).map_err(|_| "a signature is not hex".to_string())?;
+    let der = CertificateDer::from(cert);
+    let ee = webpki::EndEntityCert::try_from(&der)
+        .map_err(|e| format!("a certificate cannot be read: {e:?}"))?;
+    ee.verify_signature(webpki::ring::ED25519, body.as_bytes(), &sig)
+        .map_err(|_| {
+            format!(
+                "an event from Hearth {} has a wrong signature: refused as a forgery",
+                &origin[..origin.len().min(8)]
+            )
+        })
+}
+
+/// Pulls from peers that poked us at once, and from every peer every
+/// [`PERIOD`].
+pub(crate) async fn run(m: Mirror) {
+    let mut next_all = Instant::now() + Duration::from_secs(2);
+    loop {
+        let all = tokio::select! {
+            () = m.0.board_wake.notified() => Instant::now() >= next_all,
+            () = tokio::time::sleep_until(next_all.into()) => true,
+        };
+        if all {
+            next_all = Instant::now() + PERIOD;
+        }
+        let poked: BTreeSet<DeviceId> = std::mem::take(&mut *lock(&m.0.board_poked))
+            .into_iter()
+            .collect();
+        let Ok(peers) = m.peers().await else { continue };
+        for p in peers.iter().filter(|p| linked(p)) {
+            if all || poked.contains(&p.device) {
+                m.pull_boards(p).await;
+            }
+        }
+    }
+}
+
+/// Tells every peer when this Hearth made an event on a shared board.
+pub(crate) async fn announce(m: Mirror) {
+    let Some(board) = m.0.board.get().cloned() else {
+        return;
+    };
+    loop {
+        board.shared_changed().await;
+        m.poke_peers(None);
+    }
+}
+
+fn linked(p: &Peer) -> bool {
+    p.state == PeerState::Confirmed && !p.address.is_empty()
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Mirror {
+    /// Connects the board whose shared boards travel, and gives it this
+    /// Hearth's signing identity. Call once, before [`Mirror::start`].
+    pub fn attach_board(&self, board: Board) -> Result<(), MirrorError> {
+        board.set_origin(origin(&self.0.id, self.name())?);
+        let _ = self.0.board.set(board);
+        Ok(())
+    }
+
+    pub(crate) fn board(&self) -> Option<&Board> {
+        self.0.board.get()
+    }
+
+    /// One peer's shared-board figures.
+    pub fn board_link(&self, peer: DeviceId) -> Link {
+        let mut links = lock(&self.0.board_links);
+        let l = links.entry(peer).or_default();
+        l.roll();
+        l.clone()
+    }
+
+    /// Accepts a refused peer's events again, now (the admin's "Try again").
+    pub fn board_retry(&self, peer: DeviceId) {
+        self.with_link(peer, |l| {
+            l.refused = None;
+            l.refused_until = None;
+        });
+        lock(&self.0.board_poked).insert(peer);
+        self.0.board_wake.notify_one();
+    }
+
+    /// Boards peers share that this Hearth does not: name and peer names.
+    pub fn board_offers(&self) -> Vec<(String, Vec<String>)> {
+        lock(&self.0.board_offers)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+            .collect()
+    }
+
+    pub(crate) fn with_link<T>(&self, peer: DeviceId, f: impl FnOnce(&mut Link) -> T) -> T {
+        let mut links = lock(&self.0.board_links);
+        let l = links.entry(peer).or_default();
+        l.roll();
+        f(l)
+    }
+
+    /// A peer poked us: pull from it soon.
+    pub(crate) fn poked(&self, peer: DeviceId) {
+        lock(&self.0.board_poked).insert(peer);
+        self.0.board_wake.notify_one();
+    }
+
+    /// Pokes every linked peer but `except`, each on its own task, so a
+    /// slow or unreachable one delays nobody.
+    pub(crate) fn poke_peers(&self, except: Option<DeviceId>) {
+        let m = self.clone();
+        tokio::spawn(async move {
+            let Ok(peers) = m.peers().await else { return };
+            for p in peers
+                .into_iter()
+                .filter(|p| linked(p) && Some(p.device) != except)
+            {
+                let m = m.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut conn) = client::connect(&m.0.id, &p.address, Some(p.device)).await
+                    {
+                        let _ = conn
+                            .send(Method::POST, "/v1/board/poke", full(Vec::new()))
+                            .await;
+                    }
+                });
+            }
+        });
+    }
+
+    /// Pulls every board both sides share from `p`; a refusal is noted on
+    /// the peer, an unreachable peer just waits for the next round.
+    async fn pull_boards(&self, p: &Peer) {
+        let Some(board) = self.board().cloned() else {
+            return;
+        };
+        if self.with_link(p.device, |l| l.refused.is_some()) {
+            return;
+        }
+        match self.pull_from(&board, p).await {
+            Ok(()) => self.with_link(p.device, |l| l.last_exchange = Some(unix_now())),
+            Err(Pull::Refuse(why)) => {
+                log::warn!(
+                    "board: refusing {} ({}) for an hour: {why}",
+                    p.name,
+                    p.device.short()
+                );
+                self.with_link(p.device, |l| {
+                    l.refused = Some(why);
+                    l.refused_until = Some(Instant::now() + REFUSE_FOR);
+                });
+            }
+            Err(Pull::Other(e)) => log::debug!("board: pulling from {}: {e}", p.name),
+        }
+    }
+
+    async fn pull_from(&self, board: &Board, p: &Peer) -> Result<(), Pull> {
+        let mine = board.shared_boards().await.map_err(other)?;
+        let mut conn = client::connect(&self.0.id, &p.address, Some(p.device))
+            .await
+            .map_err(Pull::Other)?;
+        let theirs = shared_boards(&mut conn).await?;
+        {
+            let mut offers = lock(&self.0.board_offers);
+            for names in offers.values_mut() {
+                names.remove(&p.name);
+            }
+            for name in theirs.iter().filter(|n| !mine.contains(n)) {
+                offers
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(p.name.clone());
+            }
+            offers.retain(|_, v| !v.is_empty());
+        }
+        let peer_hex = p.device.to_hex();
+        for name in mine.iter().filter(|n| theirs.contains(n)) {
+            loop {
+                let limit = self.with_link(p.device, |l| l.budget());
+                if limit == 0 {
+                    break;
+                }
+                let limit = limit.min(hearth_board::share::MAX_BATCH);
+                let cursors = board.cursors(name).await.map_err(other)?;
+                let ask = Since {
+                    board: name.clone(),
+                    cursors,
+                    limit,
+                };
+                let reply: SinceReply = ask_json(&mut conn, &ask).await?;
+                let (events, certs, more) = check_reply(reply, limit)?;
+                let count = events.len();
+                let got = match board.ingest(&peer_hex, name, events, certs).await {
+                    Ok(got) => got,
+                    Err(hearth_board::BoardError::Invalid(why)) => return Err(Pull::Refuse(why)),
+                    Err(e) => return Err(other(e)),
+                };
+                self.with_link(p.device, |l| {
+                    l.in_today += got.new as u64;
+                    l.window_count += got.new;
+                });
+                if got.new > 0 {
+                    // Hop by hop: our other peers pull what just arrived.
+                    self.poke_peers(Some(p.device));
+                }
+                if !more || count == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a pull stopped: the peer misbehaved, or something else (a broken
+/// link, our own database) that is no reason to refuse it.
+enum Pull {
+    Refuse(String),
+    Other(MirrorError),
+}
+
+fn other(e: impl std::fmt::Display) -> Pull {
+    Pull::Other(MirrorError::Internal(e.to_string()))
+}
+
+/// The peer's shared boards; none from a peer that predates sharing (404).
+async fn shared_boards(conn: &mut Conn) -> Result<Vec<String>, Pull> {
+    let Some(resp) = conn
+        .get_optional("/v1/board/boards")
+        .await
+        .map_err(Pull::Other)?
+    else {
+        return Ok(vec![]);
+    };
+    let raw = client::read_limited(resp.into_body(), 64 * 1024)
+        .await
+        .map_err(|e| Pull::Refuse(e.to_string()))?;
+    let list: SharedBoards = serde_json::from_slice(&raw)
+        .map_err(|e| Pull::Refuse(format!("its list of boards is malformed: {e}")))?;
+    Ok(list.boards)
+}
+
+async fn ask_json(conn: &mut Conn, ask: &Since) -> Result<SinceReply, Pull> {
+    let raw = serde_json::to_vec(ask).map_err(other)?;
+    let resp = conn
+        .send_json(Method::POST, "/v1/board/since", full(raw))
+        .await
+        .map_err(Pull::Other)?;
+    let body = client::read_limited(resp.into_body(), MAX_BOARD_REPLY)
+        .await
+        .map_err(|e| Pull::Refuse(format!("its answer is too large or broken: {e}")))?;
+    serde_json::from_slice(&body).map_err(|e| Pull::Refuse(format!("its answer is malformed: {e}")))
+}
+
+type Checked = (Vec<WireEvent>, BTreeMap<String, Vec<u8>>, bool);
+
+/// The reply's size and every signature, before the board sees any of it.
+fn check_reply(reply: SinceReply, limit: usize) -> Result<Checked, Pull> {
+    if reply.events.len() > limit {
+        return Err(Pull::Refuse(format!(
+            "it sent {} events where at most {limit} were asked for",
+            reply.events.len()
+        )));
+    }
+    let mut certs = BTreeMap::new();
+    for (origin, hex_cert) in &reply.certs {
+        let der =
+            hex::decode(hex_cert).map_err(|_| Pull::Refuse("a certificate is not hex".into()))?;
+        certs.insert(origin.clone(), der);
+    }
+    for e in &reply.events {
+        let body = e.parse().map_err(|e| Pull::Refuse(e.to_string()))?;
+        let cert = certs
+            .get(&body.origin)
+            .ok_or_else(|| Pull::Refuse("an event came without its origin's certificate".into()))?;
+        verify(&body.origin, cert, &e.body, &e.sig).map_err(Pull::Refuse)?;
+    }
+    Ok((reply.events, certs, reply.more))
+}
