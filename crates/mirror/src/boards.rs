@@ -380,3 +380,25 @@ fn check_reply(reply: SinceReply, limit: usize) -> Result<Checked, Pull> {
     }
     Ok((reply.events, certs, reply.more))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_checked_against_their_origins_certificate() {
+        let (a, b) = (Identity::generate().unwrap(), Identity::generate().unwrap());
+        let signer = origin(&a, "A").unwrap();
+        let body = r#"{"v":1,"board":"General"}"#;
+        let sig = hex::encode((signer.sign)(body.as_bytes()));
+        let hex_a = a.id.to_hex();
+        assert_eq!(verify(&hex_a, &a.cert_der, body, &sig), Ok(()));
+        let tampered = body.replace("General", "Genera1");
+        assert!(verify(&hex_a, &a.cert_der, &tampered, &sig).unwrap_err().contains("forgery"));
+        // B's certificate passed off as A's, and B's key signing as A.
+        assert!(verify(&hex_a, &b.cert_der, body, &sig).unwrap_err().contains("not its own"));
+        let by_b = hex::encode((origin(&b, "B").unwrap().sign)(body.as_bytes()));
+        assert!(verify(&hex_a, &a.cert_der, body, &by_b).unwrap_err().contains("forgery"));
+        assert!(verify(&hex_a, &a.cert_der, body, "zz").is_err());
+    }
+}

@@ -266,3 +266,6 @@ pub(crate) fn photo_ref(dir: &std::path::Path, name: &str) -> Option<PhotoRef> {
         .to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests;
