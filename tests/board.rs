@@ -270,7 +270,7 @@ pub fn enc(s: &str) -> String {
 }
 
 /// Reads SSE frames from a streaming response until `pred` matches one.
-async fn next_event(
+pub(crate) async fn next_event(
     resp: &mut reqwest::Response,
     buf: &mut String,
     pred: impl Fn(&str) -> bool,

@@ -118,7 +118,7 @@ impl Link {
 
 /// Runs `f` on a thread that has entered namespace `ns`; sockets it makes
 /// stay in that namespace wherever they are used afterwards.
-fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let path = format!("/run/netns/{ns}");
     std::thread::spawn(move || {
         let file = std::fs::File::open(&path).expect("netns file");

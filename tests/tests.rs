@@ -67,6 +67,13 @@ mod update_peer;
 /// The hotspot board and the captive portal.
 mod board;
 
+/// Boards shared between devices in namespaces: live, partitions, kill -9,
+/// hop by hop, retractions.
+mod board_share;
+
+/// A hostile paired peer answering with garbage, forgeries and floods.
+mod board_hostile;
+
 /// Real headless Chromium driving the pages at phone and desktop widths.
 mod browser;
 

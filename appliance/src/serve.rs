@@ -81,6 +81,7 @@ fn serve_with(
             bandwidth: config.mirror_bandwidth_kib.saturating_mul(1024),
             every: Duration::from_secs(config.mirror_every_minutes.max(1).saturating_mul(60)),
             prove_every: Duration::from_secs(config.mirror_prove_hours.saturating_mul(3600)),
+            board_every: Duration::from_secs(config.board_pull_secs.max(1)),
             updates: updates.clone(),
         },
         peer_listener.local_addr()?.port(),

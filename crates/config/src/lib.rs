@@ -65,6 +65,8 @@ pub struct Config {
     pub mirror_every_minutes: u64,
     /// Hours between proof-of-storage checks.
     pub mirror_prove_hours: u64,
+    /// Seconds between pulls of shared boards from each peer.
+    pub board_pull_secs: u64,
     /// Lowest log level written.
     pub log_level: LogLevel,
     /// Whether session cookies carry the `Secure` attribute.

@@ -32,8 +32,6 @@ use crate::{
 pub const PER_MINUTE: usize = 1500;
 /// How long a peer that sent garbage is not asked again.
 const REFUSE_FOR: Duration = Duration::from_secs(3600);
-/// Pull from every peer this often even without a poke.
-const PERIOD: Duration = Duration::from_secs(30);
 
 /// One peer's shared-board traffic, as the Peers card shows it.
 #[derive(Clone, Debug, Default)]
@@ -114,7 +112,7 @@ pub fn verify(origin: &str, cert: &[u8], body: &str, sig: &str) -> Result<(), St
 }
 
 /// Pulls from peers that poked us at once, and from every peer every
-/// [`PERIOD`].
+/// `board_every` (what a lost poke or a broken link missed).
 pub(crate) async fn run(m: Mirror) {
     let mut next_all = Instant::now() + Duration::from_secs(2);
     loop {
@@ -123,7 +121,7 @@ pub(crate) async fn run(m: Mirror) {
             () = tokio::time::sleep_until(next_all.into()) => true,
         };
         if all {
-            next_all = Instant::now() + PERIOD;
+            next_all = Instant::now() + m.0.settings.board_every;
         }
         let poked: BTreeSet<DeviceId> = std::mem::take(&mut *lock(&m.0.board_poked))
             .into_iter()

@@ -41,6 +41,9 @@ pub struct Settings {
     pub every: Duration,
     /// Time between proof-of-storage checks of each peer.
     pub prove_every: Duration,
+    /// Time between pulls of shared boards from each peer (pokes pull at
+    /// once).
+    pub board_every: Duration,
     /// This device's signed updates: the one it offers to its peers, and
     /// the keys a peer's offer must be signed with.
     pub updates: hearth_update::Updates,

@@ -39,6 +39,7 @@ fn app_and_state() -> (tempfile::TempDir, axum::Router, AppState) {
                     bandwidth: 0,
                     every: std::time::Duration::from_secs(3600),
                     prove_every: std::time::Duration::from_secs(3600),
+                    board_every: std::time::Duration::from_secs(30),
                     updates: hearth_update::Updates::new(
                         dir.path().join("update"),
                         dir.path().join("hearth.db"),
