@@ -79,3 +79,57 @@ async fn posts_appear_live_in_another_browser_within_a_second() {
         br.close().await.unwrap();
     }
 }
+
+/// Two devices' board pages side by side at 360 px, each device in its own
+/// network namespace and sharing General: a post on one appears on the
+/// other without a reload, marked with the Hearth it came from.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shared_board_shows_the_other_devices_posts_live_in_chromium() {
+    use crate::mirror::{pair_and_confirm, start_both};
+    use crate::netns::Device;
+    let config = "board_pull_secs = 1\n";
+    let (mut ha, mut hb) = (Device::new("Alpha", config), Device::new("Beta", config));
+    let (_link, mut ca, mut cb) = start_both(&mut ha, &mut hb).await;
+    pair_and_confirm((&ha, &hb), (&mut ca, &mut cb), ("1", "1")).await;
+    for c in [&mut ca, &mut cb] {
+        let r = c
+            .submit(
+                "/admin/board",
+                "/admin/board/boards/1/share",
+                &[("on", "1")],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+    }
+    let driver = Driver::start();
+    let a = driver.browser(360, 780).await;
+    let b = driver.browser(360, 780).await;
+    join(&a, &ha.url, "Ana").await;
+    join(&b, &hb.url, "Ben").await;
+    assert_fits(&b, "shared board").await;
+    // As above: let both event streams connect first.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    fill(&a, "#body", "Water at the school from 10:00").await;
+    click(&a, "#post-form button[type=submit]").await;
+    let took = shows(&b, "Water at the school", Duration::from_secs(5)).await;
+    println!("Ana's post on Alpha appeared in Ben's browser on Beta after {took:?}");
+    let marked = text_of(&b, ".thread .post header").await;
+    assert!(
+        marked.contains("Ana") && marked.contains("from Alpha"),
+        "{marked}"
+    );
+
+    fill(&b, "#body", "Generator needs diesel").await;
+    click(&b, "#post-form button[type=submit]").await;
+    let took = shows(&a, "Generator needs diesel", Duration::from_secs(5)).await;
+    println!("Ben's post on Beta appeared in Ana's browser on Alpha after {took:?}");
+    let page = text(&a).await;
+    assert!(page.contains("from Beta"), "{page}");
+    assert_eq!(page.matches("Generator needs diesel").count(), 1, "{page}");
+    shot(&a, "phone-360-11-shared-board-alpha").await;
+    shot(&b, "phone-360-12-shared-board-beta").await;
+    for br in [a, b] {
+        br.close().await.unwrap();
+    }
+}
