@@ -392,11 +392,23 @@ mod tests {
         let hex_a = a.id.to_hex();
         assert_eq!(verify(&hex_a, &a.cert_der, body, &sig), Ok(()));
         let tampered = body.replace("General", "Genera1");
-        assert!(verify(&hex_a, &a.cert_der, &tampered, &sig).unwrap_err().contains("forgery"));
+        assert!(
+            verify(&hex_a, &a.cert_der, &tampered, &sig)
+                .unwrap_err()
+                .contains("forgery")
+        );
         // B's certificate passed off as A's, and B's key signing as A.
-        assert!(verify(&hex_a, &b.cert_der, body, &sig).unwrap_err().contains("not its own"));
+        assert!(
+            verify(&hex_a, &b.cert_der, body, &sig)
+                .unwrap_err()
+                .contains("not its own")
+        );
         let by_b = hex::encode((origin(&b, "B").unwrap().sign)(body.as_bytes()));
-        assert!(verify(&hex_a, &a.cert_der, body, &by_b).unwrap_err().contains("forgery"));
+        assert!(
+            verify(&hex_a, &a.cert_der, body, &by_b)
+                .unwrap_err()
+                .contains("forgery")
+        );
         assert!(verify(&hex_a, &a.cert_der, body, "zz").is_err());
     }
 }

@@ -130,8 +130,11 @@ async fn posts_travel_once_in_order_and_converge() {
         .events_after("General", Default::default(), &a.id, 200)
         .await
         .unwrap();
-    assert!(back.events.iter().all(|e| !e.body.contains(&a.id)
-        || e.parse().unwrap().origin != a.id));
+    assert!(
+        back.events
+            .iter()
+            .all(|e| !e.body.contains(&a.id) || e.parse().unwrap().origin != a.id)
+    );
     assert_eq!(back.events.len(), 6, "only b's own events go to a");
 }
 
