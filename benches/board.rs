@@ -7,6 +7,10 @@
 //! 2. posts at a steady rate (default 20/s for 15 s) and measures, in each
 //!    listener, the time from the post being sent to its event arriving;
 //! 3. reports p50/p99 delivery latency and the server's RSS per connection;
+//! 3b. at the same time a second Hearth, paired and sharing the board, posts
+//!    at the same rate: its posts reach the listeners over the peer channel
+//!    (poke, pull, signature checks, store), and their p99 is printed next
+//!    to the p99 of the first Hearth's own posts in the same run;
 //! 4. measures requests/s of the board page next to a bare axum
 //!    "hello world" served by a child process of this benchmark, with the
 //!    same client settings, in the same run.
@@ -22,7 +26,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{claim, env_num, rss_kib, spawn_ready};
+use common::{Node, claim, confirm, env_num, pair, rss_kib, spawn_ready, start};
 
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt},
@@ -58,7 +62,7 @@ fn hello_server() {
 async fn listen(
     addr: String,
     base: Instant,
-    lat: Arc<Mutex<Vec<u64>>>,
+    lat: Arc<Mutex<[Vec<u64>; 2]>>,
     ready: tokio::sync::mpsc::Sender<()>,
 ) {
     let Ok(mut s) = TcpStream::connect(&addr).await else {
@@ -96,7 +100,9 @@ async fn listen(
                 .collect();
             if let Ok(sent) = digits.parse::<u64>() {
                 let now = base.elapsed().as_micros() as u64;
-                lat.lock().expect("lock").push(now.saturating_sub(sent));
+                // "bench-o=r": posted on the other Hearth.
+                let from = usize::from(line.contains("bench-o=r"));
+                lat.lock().expect("lock")[from].push(now.saturating_sub(sent));
             }
         }
     }
@@ -168,22 +174,15 @@ fn main() {
     let load_secs = env_num("LOAD_SECONDS", 10);
     let concurrency = env_num("CONCURRENCY", 32);
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("hearth.toml"),
-        "log_level = \"warn\"\nmirror_listen = \"127.0.0.1:0\"\n",
-    )
-    .expect("config");
-    // BOARD_BENCH_BIN runs another build (an unstripped one, for profiling).
-    let bin = std::env::var("BOARD_BENCH_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_hearth").to_string());
-    let mut cmd = Command::new(bin);
-    cmd.arg("--config")
-        .arg(dir.path().join("hearth.toml"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path().join("data"));
-    let (mut hearth, addr, _) = spawn_ready(cmd);
-    let pid = hearth.id();
+    // HEARTH_BENCH_BIN runs another build (an unstripped one, for profiling).
+    let (dir_b, dir_a) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let b: Node = start(dir_b.path(), "Beta", "");
+    let a: Node = start(dir_a.path(), "Alpha", "");
+    let addr = b.url.trim_start_matches("http://").to_string();
+    let pid = b.child.id();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -198,10 +197,25 @@ fn main() {
         // Claim, so the admin can post without the guests' flood limits.
         let (admin_cookie, token) = claim(&http, &base_url).await;
         let csrf_cookie = admin_cookie.split("; ").next().expect("csrf cookie").to_string();
+        // A: paired with B, both sharing board 1.
+        let (a_cookie, a_token) = claim(&http, &a.url).await;
+        let (id_a, id_b) = pair(&http, (&a, &a_cookie), (&b, &admin_cookie)).await;
+        confirm(&http, &b, &admin_cookie, &id_a).await;
+        confirm(&http, &a, &a_cookie, &id_b).await;
+        for (url, cookie, token) in [(&a.url, &a_cookie, &a_token), (&b.url, &admin_cookie, &token)] {
+            let r = http
+                .post(format!("{url}/admin/board/boards/1/share"))
+                .header("cookie", cookie.as_str())
+                .form(&[("csrf", token.as_str()), ("on", "1")])
+                .send()
+                .await
+                .expect("share");
+            assert!(r.status().is_redirection(), "share: {}", r.status());
+        }
 
         let rss_before = rss_kib(pid);
         let base = Instant::now();
-        let lat = Arc::new(Mutex::new(Vec::new()));
+        let lat = Arc::new(Mutex::new([Vec::new(), Vec::new()]));
         let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(clients as usize);
         for _ in 0..clients {
             tokio::spawn(listen(addr.clone(), base, lat.clone(), ready_tx.clone()));
@@ -221,31 +235,43 @@ fn main() {
         let total = rate * seconds;
         let gap = Duration::from_secs_f64(1.0 / rate as f64);
         let start = Instant::now();
-        let mut posted = 0;
+        // B's own posts and A's, each at `rate`, half a gap apart.
+        let mut posted = [0u64; 2];
         for i in 0..total {
-            let due = start + gap * i as u32;
-            tokio::time::sleep_until(due.into()).await;
-            let sent = base.elapsed().as_micros();
-            let form = reqwest::multipart::Form::new()
-                .text("csrf", token.clone())
-                .text("body", format!("bench-t={sent} post {i}"));
-            let r = http
-                .post(format!("{base_url}/boards/1/posts"))
-                .header("cookie", &admin_cookie)
-                .header("x-hearth-fetch", "1")
-                .multipart(form)
-                .send()
-                .await
-                .expect("post");
-            if r.status().is_success() {
-                posted += 1;
+            for (from, (url, cookie, token)) in [
+                (&base_url, &admin_cookie, &token),
+                (&a.url, &a_cookie, &a_token),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let due = start + gap * i as u32 + gap / 2 * from as u32;
+                tokio::time::sleep_until(due.into()).await;
+                let sent = base.elapsed().as_micros();
+                let tag = if from == 0 { "l" } else { "r" };
+                let form = reqwest::multipart::Form::new()
+                    .text("csrf", token.clone())
+                    .text("body", format!("bench-t={sent} bench-o={tag} post {i}"));
+                let r = http
+                    .post(format!("{url}/boards/1/posts"))
+                    .header("cookie", cookie.as_str())
+                    .header("x-hearth-fetch", "1")
+                    .multipart(form)
+                    .send()
+                    .await
+                    .expect("post");
+                if r.status().is_success() {
+                    posted[from] += 1;
+                }
             }
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
         let rss_peak = rss_kib(pid);
-        let mut samples = lat.lock().expect("lock").clone();
+        let [mut samples, mut remote] = lat.lock().expect("lock").clone();
         samples.sort_unstable();
-        let expected = posted * connected;
+        remote.sort_unstable();
+        let expected = posted[0] * connected;
+        let expected_remote = posted[1] * connected;
 
         // Throughput: the board page (20 threads) against hello world.
         // A guest who chose a name, as every reader on the hotspot has.
@@ -278,13 +304,20 @@ fn main() {
         let _ = hello.wait();
 
         println!();
-        println!("Board benchmark: {connected} SSE clients, {posted} posts at {rate}/s, one run");
+        println!(
+            "Board benchmark: {connected} SSE clients on B; B posts {} and A (paired, shared board) {} at {rate}/s each, one run",
+            posted[0], posted[1]
+        );
         println!("| measure | value |");
         println!("|---|---|");
         println!("| events delivered | {} of {expected} |", samples.len());
         println!("| delivery latency p50 | {:.1} ms |", pct(&samples, 0.50));
         println!("| delivery latency p99 | {:.1} ms |", pct(&samples, 0.99));
         println!("| delivery latency max | {:.1} ms |", pct(&samples, 1.0));
+        println!("| A's posts delivered to B's clients | {} of {expected_remote} |", remote.len());
+        println!("| A's posts on B: latency p50 | {:.1} ms |", pct(&remote, 0.50));
+        println!("| A's posts on B: latency p99 | {:.1} ms |", pct(&remote, 0.99));
+        println!("| p99 of A's posts / p99 of B's own | {:.2} |", pct(&remote, 0.99) / pct(&samples, 0.99));
         println!("| hearth RSS idle / {connected} connected / after posting | {:.1} / {:.1} / {:.1} MiB |",
             rss_before as f64 / 1024.0, rss_connected as f64 / 1024.0, rss_peak as f64 / 1024.0);
         println!("| RSS per connection | {:.1} KiB |", (rss_connected.saturating_sub(rss_before)) as f64 / connected.max(1) as f64);
@@ -292,6 +325,5 @@ fn main() {
         println!("| axum hello world requests/s | {hello_rps:.0} |");
         println!("| board page / hello world | {:.2} |", board_rps / hello_rps);
     });
-    let _ = hearth.kill();
-    let _ = hearth.wait();
+    drop((a, b));
 }

@@ -5,7 +5,9 @@
 
 use std::{
     io::{BufRead, BufReader},
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    time::Duration,
 };
 
 pub fn env_num(name: &str, default: u64) -> u64 {
@@ -112,4 +114,136 @@ pub async fn claim(http: &reqwest::Client, base_url: &str) -> (String, String) {
         .expect("session")
         .to_string();
     (format!("{csrf_cookie}; {session}"), token)
+}
+
+/// A real `hearth` serving on 127.0.0.1 with its peer port.
+pub struct Node {
+    pub child: Child,
+    pub url: String,
+    /// The peer port's address, for pairing.
+    pub peer: String,
+    pub data: PathBuf,
+}
+
+/// `hearth --config DIR/hearth.toml` for device `name`, with `extra`
+/// configuration lines; `HEARTH_BENCH_BIN` runs another build.
+pub fn hearth(dir: &Path, name: &str, extra: &str) -> Command {
+    let cfg = dir.join("hearth.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "log_level = \"warn\"\ndevice_name = \"{name}\"\nmirror_listen = \"127.0.0.1:0\"\n{extra}"
+        ),
+    )
+    .expect("config");
+    let bin = std::env::var("HEARTH_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_hearth").to_string());
+    let mut cmd = Command::new(bin);
+    cmd.arg("--config").arg(cfg);
+    cmd
+}
+
+/// Starts `hearth serve` for `name` and waits for its ready lines.
+pub fn start(dir: &Path, name: &str, extra: &str) -> Node {
+    let mut cmd = hearth(dir, name, extra);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.join("data"));
+    let (child, url, lines) = spawn_ready(cmd);
+    let peer = lines
+        .recv_timeout(Duration::from_secs(10))
+        .expect("peer port line")
+        .strip_prefix("Peer port at ")
+        .expect("peer port")
+        .to_string();
+    Node {
+        child,
+        url: format!("http://{url}"),
+        peer,
+        data: dir.join("data"),
+    }
+}
+
+pub async fn peers_page(http: &reqwest::Client, node: &Node, cookie: &str) -> String {
+    http.get(format!("{}/admin/peers", node.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("peers page")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// Posts a form of the Peers page; returns the page after it.
+pub async fn form(
+    http: &reqwest::Client,
+    node: &Node,
+    cookie: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> String {
+    let token = csrf_token(&peers_page(http, node, cookie).await);
+    let mut all = vec![("csrf", token.as_str())];
+    all.extend_from_slice(fields);
+    let r = http
+        .post(format!("{}{path}", node.url))
+        .header("cookie", cookie)
+        .form(&all)
+        .send()
+        .await
+        .expect("post");
+    assert!(r.status().is_redirection(), "{path}: {}", r.status());
+    peers_page(http, node, cookie).await
+}
+
+pub fn between<'a>(body: &'a str, start: &str, end: &str) -> &'a str {
+    let from = body.find(start).expect(start) + start.len();
+    let len = body[from..].find(end).expect(end);
+    &body[from..from + len]
+}
+
+/// The hex device ID in a page's confirm form.
+pub fn peer_id(page: &str) -> String {
+    let end = page.find("/confirm\"").expect("a peer to confirm");
+    page[end - 64..end].to_string()
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Pairs `a` (showing the code) and `b` (joining), without confirming;
+/// returns (A's ID, B's ID) as hex.
+pub async fn pair(
+    http: &reqwest::Client,
+    (a, ca): (&Node, &str),
+    (b, cb): (&Node, &str),
+) -> (String, String) {
+    let page = form(http, a, ca, "/admin/peers/code", &[]).await;
+    let code = between(&page, "id=\"pairing-code\">", "<").to_string();
+    let pb = form(
+        http,
+        b,
+        cb,
+        "/admin/peers/join",
+        &[("address", &a.peer), ("code", &code)],
+    )
+    .await;
+    let pa = peers_page(http, a, ca).await;
+    (peer_id(&pb), peer_id(&pa))
+}
+
+/// Confirms `peer` (hex) on `node`, keeping 100 GB for it.
+pub async fn confirm(http: &reqwest::Client, node: &Node, cookie: &str, peer: &str) {
+    form(
+        http,
+        node,
+        cookie,
+        &format!("/admin/peers/{peer}/confirm"),
+        &[("quota_gb", "100"), ("replaces", "")],
+    )
+    .await;
 }

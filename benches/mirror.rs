@@ -21,52 +21,12 @@ mod common;
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command},
+    process::Command,
     time::{Duration, Instant},
 };
 
-use common::{claim, cpu_secs, csrf_token, env_num, spawn_ready, status_kib};
+use common::{claim, confirm, cpu_secs, env_num, hearth, pair, start, status_kib};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct Node {
-    child: Child,
-    url: String,
-    peer: String,
-    data: PathBuf,
-}
-
-fn hearth(dir: &Path, name: &str) -> Command {
-    let cfg = dir.join("hearth.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "log_level = \"warn\"\ndevice_name = \"{name}\"\nmirror_listen = \"127.0.0.1:0\"\n"
-        ),
-    )
-    .expect("config");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearth"));
-    cmd.arg("--config").arg(cfg);
-    cmd
-}
-
-fn start(dir: &Path, name: &str) -> Node {
-    let mut cmd = hearth(dir, name);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.join("data"));
-    let (child, url, lines) = spawn_ready(cmd);
-    let peer = lines
-        .recv_timeout(Duration::from_secs(10))
-        .expect("peer port line")
-        .strip_prefix("Peer port at ")
-        .expect("peer port")
-        .to_string();
-    Node {
-        child,
-        url: format!("http://{url}"),
-        peer,
-        data: dir.join("data"),
-    }
-}
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().expect("run hearth");
@@ -86,58 +46,6 @@ fn packs(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
-}
-
-async fn peers_page(http: &reqwest::Client, node: &Node, cookie: &str) -> String {
-    http.get(format!("{}/admin/peers", node.url))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("peers page")
-        .text()
-        .await
-        .expect("text")
-}
-
-/// Posts a form of the Peers page; returns the page after it.
-async fn form(
-    http: &reqwest::Client,
-    node: &Node,
-    cookie: &str,
-    path: &str,
-    fields: &[(&str, &str)],
-) -> String {
-    let token = csrf_token(&peers_page(http, node, cookie).await);
-    let mut all = vec![("csrf", token.as_str())];
-    all.extend_from_slice(fields);
-    let r = http
-        .post(format!("{}{path}", node.url))
-        .header("cookie", cookie)
-        .form(&all)
-        .send()
-        .await
-        .expect("post");
-    assert!(r.status().is_redirection(), "{path}: {}", r.status());
-    peers_page(http, node, cookie).await
-}
-
-fn between<'a>(body: &'a str, start: &str, end: &str) -> &'a str {
-    let from = body.find(start).expect(start) + start.len();
-    let len = body[from..].find(end).expect(end);
-    &body[from..from + len]
-}
-
-/// The hex device ID in a page's confirm form.
-fn peer_id(page: &str) -> String {
-    let end = page.find("/confirm\"").expect("a peer to confirm");
-    page[end - 64..end].to_string()
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Copies `files` over one TLS 1.3 connection between two tasks, writing
@@ -220,7 +128,7 @@ fn main() {
     }
     std::fs::write(da.join("pp"), "benchmark recovery passphrase\n").expect("pp");
     let backup = |args: &[&str]| {
-        let mut cmd = hearth(&da, "Alpha");
+        let mut cmd = hearth(&da, "Alpha", "");
         cmd.arg("backup")
             .arg("--data")
             .arg(da.join("data"))
@@ -248,7 +156,7 @@ fn main() {
     };
     let plain_before = plain_copy();
 
-    let (a, b) = (start(&da, "Alpha"), start(&db, "Beta"));
+    let (a, b) = (start(&da, "Alpha", ""), start(&db, "Beta", ""));
     let (secs, cpu_a, cpu_b) = rt.block_on(async {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -256,39 +164,13 @@ fn main() {
             .expect("client");
         let (ca, _) = claim(&http, &a.url).await;
         let (cb, _) = claim(&http, &b.url).await;
-        let page = form(&http, &a, &ca, "/admin/peers/code", &[]).await;
-        let code = between(&page, "id=\"pairing-code\">", "<").to_string();
-        let pb = form(
-            &http,
-            &b,
-            &cb,
-            "/admin/peers/join",
-            &[("address", &a.peer), ("code", &code)],
-        )
-        .await;
-        let pa = peers_page(&http, &a, &ca).await;
-        let id_b = peer_id(&pa);
-        let id_a = peer_id(&pb);
-        form(
-            &http,
-            &b,
-            &cb,
-            &format!("/admin/peers/{id_a}/confirm"),
-            &[("quota_gb", "100"), ("replaces", "")],
-        )
-        .await;
+        let (id_a, id_b) = pair(&http, (&a, &ca), (&b, &cb)).await;
+        confirm(&http, &b, &cb, &id_a).await;
         // A's confirmation starts its first run: the timed one.
         let held = b.data.join("mirror").join(&id_a).join("packs");
         let (cpu_a0, cpu_b0) = (cpu_secs(a.child.id()), cpu_secs(b.child.id()));
         let start = Instant::now();
-        form(
-            &http,
-            &a,
-            &ca,
-            &format!("/admin/peers/{id_b}/confirm"),
-            &[("quota_gb", "100"), ("replaces", "")],
-        )
-        .await;
+        confirm(&http, &a, &ca, &id_b).await;
         loop {
             if packs(&held).len() == files.len() {
                 break;
