@@ -56,7 +56,7 @@ fn count(server: &TestServer, sql: &str) -> String {
 }
 
 /// A PNG whose tEXt chunk says where it was taken.
-fn png_with_gps() -> Vec<u8> {
+pub(crate) fn png_with_gps() -> Vec<u8> {
     // 2x2 RGB PNG, then a tEXt chunk spliced in after IHDR.
     let base: Vec<u8> = {
         let mut v = b"\x89PNG\r\n\x1a\n".to_vec();

@@ -244,7 +244,8 @@ async fn partitions_and_kill_9_mid_exchange_converge_to_the_same_order() {
 async fn posts_travel_hop_by_hop_retractions_follow_and_hides_stay_local() {
     let mut a = Device::new("Alpha", CONFIG);
     let mut b = Device::new("Beta", CONFIG);
-    let mut c = Device::new("Gamma", CONFIG);
+    // C fetches no photos from its peers.
+    let mut c = Device::new("Gamma", &format!("{CONFIG}board_photo_budget_mib = 0\n"));
     // B is between A and C, which are not linked at all.
     let ab = Link::new(&a.ns, &b.ns);
     let bc = Link::new(&b.ns, &c.ns);
@@ -336,6 +337,49 @@ async fn posts_travel_hop_by_hop_retractions_follow_and_hides_stay_local() {
         })
         .await;
     }
+
+    // A photo travels within the budget (A to B) and not beyond it (B to
+    // C): the post arrives on C with "Photo not carried".
+    let token = ca.get("/boards/1").await.csrf();
+    let form = Form::new()
+        .text("csrf", token)
+        .text("body", "photo-of-the-bridge")
+        .part(
+            "photo",
+            reqwest::multipart::Part::bytes(crate::board::png_with_gps())
+                .file_name("bridge.png")
+                .mime_str("image/png")
+                .unwrap(),
+        );
+    assert_eq!(
+        ca.post_multipart("/boards/1/posts", form, &[]).await.status,
+        303
+    );
+    let photo_on = |url: String| async move {
+        eventually_async(Duration::from_secs(30), "the photo post", async || {
+            let page = Client::new(&url).get("/boards/1").await.body;
+            match page
+                .split("<article")
+                .find(|a| a.contains("photo-of-the-bridge"))
+            {
+                Some(a) if a.contains("<img") || a.contains("not carried") => Ok(a.to_string()),
+                _ => Err(page),
+            }
+        })
+        .await
+    };
+    let on_b = photo_on(b.url.clone()).await;
+    let src = crate::mirror::between(&on_b, "<img src=\"", "\"").expect("B shows the photo");
+    let thumb = Client::new(&b.url).get_bytes(src).await;
+    assert_eq!(thumb.0, 200, "B serves the carried photo's thumbnail");
+    assert!(thumb.2.starts_with(&[0xff, 0xd8]), "a JPEG thumbnail");
+    let on_c = photo_on(c.url.clone()).await;
+    assert!(
+        on_c.contains("Photo not carried") && !on_c.contains("<img"),
+        "{on_c}"
+    );
+    let dash = cc.get("/admin").await.body;
+    assert!(dash.contains("1 photos not carried"), "{dash}");
 
     // A hide on B stays on B.
     say(&mut ca, "diesel-needed", None).await;

@@ -82,6 +82,7 @@ fn serve_with(
             every: Duration::from_secs(config.mirror_every_minutes.max(1).saturating_mul(60)),
             prove_every: Duration::from_secs(config.mirror_prove_hours.saturating_mul(3600)),
             board_every: Duration::from_secs(config.board_pull_secs.max(1)),
+            board_photo_budget: config.board_photo_budget_mib.saturating_mul(1 << 20),
             updates: updates.clone(),
         },
         peer_listener.local_addr()?.port(),

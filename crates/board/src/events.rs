@@ -60,6 +60,10 @@ impl Board {
                             // Gone or hidden since: tell the page to drop it.
                             _ => ("remove", post.to_string()),
                         },
+                        "replace" => match load_post(c, post) {
+                            Ok(p) if !p.hidden => ("replace", renderer(&p)),
+                            _ => ("remove", post.to_string()),
+                        },
                         "remove" => ("remove", post.to_string()),
                         _ => ("refresh", String::new()),
                     };

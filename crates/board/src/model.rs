@@ -41,6 +41,8 @@ pub struct Post {
     /// The name of the Hearth a shared post came from; `None` for posts
     /// written here.
     pub from: Option<String>,
+    /// Why a shared post's photo is not here ("not carried").
+    pub photo_note: Option<String>,
 }
 
 /// A thread with its replies.

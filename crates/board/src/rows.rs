@@ -14,7 +14,7 @@ use crate::{
     text,
 };
 
-pub(crate) const POST_COLUMNS: &str = "id, board_id, parent_id, nickname, body, photo, created_at, pinned, hidden, guest_id IS NULL, origin_name";
+pub(crate) const POST_COLUMNS: &str = "id, board_id, parent_id, nickname, body, photo, created_at, pinned, hidden, guest_id IS NULL, origin_name, photo_note";
 
 pub(crate) fn post_from(r: &Row<'_>) -> rusqlite::Result<Post> {
     Ok(Post {
@@ -29,6 +29,7 @@ pub(crate) fn post_from(r: &Row<'_>) -> rusqlite::Result<Post> {
         hidden: r.get::<_, i64>(8)? != 0,
         by_admin: r.get(9)?,
         from: r.get(10)?,
+        photo_note: r.get(11)?,
     })
 }
 

@@ -67,6 +67,8 @@ pub struct Config {
     pub mirror_prove_hours: u64,
     /// Seconds between pulls of shared boards from each peer.
     pub board_pull_secs: u64,
+    /// MiB of shared posts' photos fetched from each peer per day.
+    pub board_photo_budget_mib: u64,
     /// Lowest log level written.
     pub log_level: LogLevel,
     /// Whether session cookies carry the `Secure` attribute.

@@ -40,6 +40,10 @@ pub struct Link {
     day: i64,
     pub in_today: u64,
     pub out_today: u64,
+    /// Photo bytes fetched today (against the daily budget).
+    pub photo_bytes_today: u64,
+    /// Photos that were not carried today (over budget or not pictures).
+    pub photos_dropped_today: u64,
     /// When the last exchange with it succeeded (Unix seconds).
     pub last_exchange: Option<i64>,
     /// Why it is refused, while it is.
@@ -56,6 +60,8 @@ impl Link {
             self.day = today;
             self.in_today = 0;
             self.out_today = 0;
+            self.photo_bytes_today = 0;
+            self.photos_dropped_today = 0;
         }
         if self.refused_until.is_some_and(|t| t <= Instant::now()) {
             self.refused_until = None;
@@ -300,6 +306,8 @@ impl Mirror {
                     l.in_today += got.new as u64;
                     l.window_count += got.new;
                 });
+                self.fetch_photos(board, p.device, &mut conn, got.photos)
+                    .await;
                 if got.new > 0 {
                     // Hop by hop: our other peers pull what just arrived.
                     self.poke_peers(Some(p.device));
@@ -311,6 +319,63 @@ impl Mirror {
         }
         Ok(())
     }
+}
+
+impl Mirror {
+    /// Fetches the photos of posts that just arrived from `peer`, within
+    /// its daily budget; each that does not come is marked "not carried".
+    async fn fetch_photos(
+        &self,
+        board: &Board,
+        peer: DeviceId,
+        conn: &mut Conn,
+        wants: Vec<hearth_board::share::PhotoWant>,
+    ) {
+        let budget = self.0.settings.board_photo_budget;
+        for w in wants {
+            let size = w.size.min(hearth_board::photo::MAX_PHOTO_BYTES as u64);
+            let fits = self.with_link(peer, |l| {
+                let fits = l.photo_bytes_today + size <= budget;
+                if fits {
+                    l.photo_bytes_today += size;
+                }
+                fits
+            });
+            let got = if fits {
+                fetch_photo(conn, &w).await
+            } else {
+                None
+            };
+            let missing = got.is_none();
+            let kept = match got {
+                Some(data) => board.attach_photo(w.post, data, w.kind).await,
+                None => board.photo_not_carried(w.post).await,
+            };
+            if missing || kept.is_err() {
+                self.with_link(peer, |l| l.photos_dropped_today += 1);
+            }
+            if let Err(e) = kept {
+                log::warn!("board: a photo from {} was not carried: {e}", peer.short());
+            }
+        }
+    }
+}
+
+/// One photo's bytes from the peer, at most the largest upload.
+async fn fetch_photo(conn: &mut Conn, w: &hearth_board::share::PhotoWant) -> Option<Vec<u8>> {
+    let ask = crate::protocol::PhotoAsk {
+        board: w.board.clone(),
+        origin: w.origin.clone(),
+        seq: w.seq,
+    };
+    let raw = serde_json::to_vec(&ask).ok()?;
+    let resp = conn
+        .send_json(Method::POST, "/v1/board/photo", full(raw))
+        .await
+        .ok()?;
+    client::read_limited(resp.into_body(), hearth_board::photo::MAX_PHOTO_BYTES)
+        .await
+        .ok()
 }
 
 /// Why a pull stopped: the peer misbehaved, or something else (a broken

@@ -181,6 +181,16 @@ pub struct SinceReply {
     pub more: bool,
 }
 
+/// `POST /v1/board/photo`: the photo of post `(origin, seq)` on `board`;
+/// the answer is its bytes, or 404.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhotoAsk {
+    pub board: String,
+    pub origin: String,
+    pub seq: u64,
+}
+
 /// Where pack `name` lives under a repository folder, the owner's own or a
 /// holder's copy of it (`packs/<first two hex digits>/<name>`): one layout, so
 /// a held copy can be restored by copying it back as it is.

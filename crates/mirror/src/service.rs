@@ -44,6 +44,9 @@ pub struct Settings {
     /// Time between pulls of shared boards from each peer (pokes pull at
     /// once).
     pub board_every: Duration,
+    /// Bytes of shared posts' photos fetched from each peer per day;
+    /// beyond it the text arrives and the photo is "not carried".
+    pub board_photo_budget: u64,
     /// This device's signed updates: the one it offers to its peers, and
     /// the keys a peer's offer must be signed with.
     pub updates: hearth_update::Updates,

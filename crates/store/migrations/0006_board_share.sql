@@ -16,11 +16,13 @@ CREATE TABLE board_shared (
 -- origin; the merged order of posts.
 -- activity: a thread's newest hlc, its replies included.
 -- origin_name: the name of the Hearth a remote post came from.
+-- photo_note: a remote post's photo that did not come with it, and why.
 ALTER TABLE board_posts ADD COLUMN origin TEXT;
 ALTER TABLE board_posts ADD COLUMN seq INTEGER;
 ALTER TABLE board_posts ADD COLUMN hlc INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE board_posts ADD COLUMN activity INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE board_posts ADD COLUMN origin_name TEXT;
+ALTER TABLE board_posts ADD COLUMN photo_note TEXT;
 UPDATE board_posts SET hlc = created_at * 65536000, activity = last_activity * 65536000;
 
 CREATE UNIQUE INDEX board_posts_event ON board_posts (board_id, origin, seq) WHERE seq IS NOT NULL;

@@ -293,6 +293,7 @@ pub(crate) struct BoardLinkRow {
     pub name: String,
     pub in_today: u64,
     pub out_today: u64,
+    pub photos_dropped: u64,
     pub last: String,
     pub refused: Option<String>,
 }

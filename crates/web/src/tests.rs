@@ -40,6 +40,7 @@ fn app_and_state() -> (tempfile::TempDir, axum::Router, AppState) {
                     every: std::time::Duration::from_secs(3600),
                     prove_every: std::time::Duration::from_secs(3600),
                     board_every: std::time::Duration::from_secs(30),
+                    board_photo_budget: 0,
                     updates: hearth_update::Updates::new(
                         dir.path().join("update"),
                         dir.path().join("hearth.db"),

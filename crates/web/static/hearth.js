@@ -148,6 +148,14 @@ document.addEventListener("DOMContentLoaded", () => {
     const gone = document.getElementById("thread-" + e.data) || document.getElementById("post-" + e.data);
     if (gone) gone.remove();
   });
+  // A post changed in place (a shared post's photo arrived): swap its
+  // article, keeping any replies under it.
+  events.addEventListener("replace", (e) => {
+    const node = fragment(e.data);
+    const fresh = node && (node.matches("article") ? node : node.querySelector("article"));
+    const old = fresh && document.getElementById("post-" + fresh.dataset.post);
+    if (old) old.replaceWith(fresh);
+  });
   events.addEventListener("refresh", () => window.location.reload());
 
   // Post without leaving the page; the event stream shows the post.

@@ -34,12 +34,28 @@ use crate::{
 };
 
 /// What one batch did here.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ingested {
     /// Events new to this Hearth (stored, and forwarded from now on).
     pub new: usize,
     /// Posts that became visible.
     pub shown: usize,
+    /// Photos the new posts carry, to fetch from the same peer.
+    pub photos: Vec<PhotoWant>,
+}
+
+/// A shown post whose photo is still at the peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PhotoWant {
+    /// The post's id here.
+    pub post: i64,
+    pub board: String,
+    pub origin: String,
+    pub seq: u64,
+    /// The size the event claims (checked again when it arrives).
+    pub size: u64,
+    /// The type the event claims (the content must agree).
+    pub kind: photo::Kind,
 }
 
 fn short(origin: &str) -> &str {
@@ -200,7 +216,7 @@ impl Board {
                     done.new += 1;
                     match body.kind {
                         EventKind::Post => {
-                            if let Some(e) = show(&tx, board_id, body, &renderer)? {
+                            if let Some(e) = show(&tx, board_id, body, &renderer, &mut done.photos)? {
                                 done.shown += 1;
                                 live.push(e);
                             }
@@ -227,7 +243,7 @@ impl Board {
                             let Ok(body) = serde_json::from_str::<EventBody>(&text) else {
                                 continue;
                             };
-                            if let Some(e) = show(&tx, board_id, &body, &renderer)? {
+                            if let Some(e) = show(&tx, board_id, &body, &renderer, &mut done.photos)? {
                                 done.shown += 1;
                                 live.push(e);
                             }
@@ -265,6 +281,7 @@ fn show(
     board_id: i64,
     e: &EventBody,
     renderer: &crate::Renderer,
+    wants: &mut Vec<PhotoWant>,
 ) -> Result<Option<Arc<Event>>, BoardError> {
     let key = params![e.board, e.origin, e.seq as i64];
     let shown: bool = c.query_row(
@@ -347,6 +364,20 @@ fn show(
     set_pending(false)?;
     if hidden {
         return Ok(None);
+    }
+    if let Some(p) = &e.photo {
+        wants.push(PhotoWant {
+            post: id,
+            board: e.board.clone(),
+            origin: e.origin.clone(),
+            seq: e.seq,
+            size: p.size,
+            kind: match p.kind.as_str() {
+                "png" => photo::Kind::Png,
+                "webp" => photo::Kind::Webp,
+                _ => photo::Kind::Jpeg,
+            },
+        });
     }
     let post = load_post(c, id)?;
     Ok(Some(Board::record_event(

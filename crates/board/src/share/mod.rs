@@ -15,9 +15,12 @@
 //! - `local`: events for this Hearth's own posts and retractions, sharing a
 //!   board, cursors and answering a peer's "what do you have after".
 //! - `ingest`: checking and storing a peer's batch, in one transaction.
+//! - `photos`: a shared post's photo, served to peers and attached when it
+//!   arrives (checked and re-encoded like an upload), or marked not carried.
 
 mod ingest;
 mod local;
+mod photos;
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -26,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::BoardError;
 
-pub use ingest::Ingested;
+pub use ingest::{Ingested, PhotoWant};
 pub(crate) use local::{LocalPost, post_event, retract_event};
 
 /// Version of the event format; anything else is refused.

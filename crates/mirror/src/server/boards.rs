@@ -5,7 +5,7 @@
 use axum::{Extension, Json, body::Bytes, extract::State, http::StatusCode};
 
 use crate::{
-    protocol::{MAX_BOARD_ASK, SharedBoards, Since, SinceReply},
+    protocol::{MAX_BOARD_ASK, PhotoAsk, SharedBoards, Since, SinceReply},
     server::access::{ApiError, PeerCert, bad, confirmed},
     service::Mirror,
 };
@@ -69,6 +69,35 @@ pub(crate) async fn since(
             .collect(),
         more: batch.more,
     }))
+}
+
+/// `POST /v1/board/photo`: a shared post's photo, as stored here (already
+/// cleaned and re-encoded when it arrived or was uploaded).
+pub(crate) async fn photo(
+    State(m): State<Mirror>,
+    Extension(peer): Extension<PeerCert>,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    confirmed(&m, &peer).await?;
+    let ask: PhotoAsk = serde_json::from_slice(&body)
+        .map_err(|e| bad(format!("That request is malformed: {e}")))?;
+    let path = board_of(&m)?
+        .shared_photo(&ask.board, &ask.origin, ask.seq)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                "This Hearth has no such photo.".into(),
+            )
+        })?;
+    tokio::fs::read(&path).await.map_err(|e| {
+        log::warn!("board server: reading {}: {e}", path.display());
+        ApiError(
+            StatusCode::NOT_FOUND,
+            "This Hearth has no such photo.".into(),
+        )
+    })
 }
 
 /// `POST /v1/board/poke`: the peer has new events.

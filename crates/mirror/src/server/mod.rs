@@ -112,4 +112,5 @@ fn routes() -> Router<Mirror> {
         .route("/v1/board/boards", get(boards::list))
         .route("/v1/board/since", post(boards::since))
         .route("/v1/board/poke", post(boards::poke))
+        .route("/v1/board/photo", post(boards::photo))
 }

@@ -138,6 +138,7 @@ async fn board_links(state: &AppState) -> Vec<crate::pages::BoardLinkRow> {
                 name: p.name.clone(),
                 in_today: l.in_today,
                 out_today: l.out_today,
+                photos_dropped: l.photos_dropped_today,
                 last: l
                     .last_exchange
                     .map(crate::format::when)
