@@ -19,7 +19,7 @@ use crate::{
 const CONFIG: &str = "board_pull_secs = 1\n";
 
 /// Shares board 1 ("General") from the admin page.
-async fn share(c: &mut Client) {
+pub(crate) async fn share(c: &mut Client) {
     let r = c
         .submit(
             "/admin/board",
@@ -203,23 +203,7 @@ async fn partitions_and_kill_9_mid_exchange_converge_to_the_same_order() {
     );
 
     // kill -9 either side at a random point of an exchange, 10 rounds.
-    let seed = std::env::var("BOARD_KILL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    println!("kill rounds: BOARD_KILL_SEED={seed}");
-    let mut rng = seed;
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut dice = crate::util::Dice::new("board kill rounds");
     let mut total = 40;
     for round in 0..10 {
         for i in 0..5 {
@@ -227,8 +211,8 @@ async fn partitions_and_kill_9_mid_exchange_converge_to_the_same_order() {
             say(&mut cb, &format!("r{round}-b-{i}"), None).await;
         }
         total += 10;
-        tokio::time::sleep(Duration::from_millis(next(400))).await;
-        let (victim, ip) = if next(2) == 0 {
+        tokio::time::sleep(Duration::from_millis(dice.below(400))).await;
+        let (victim, ip) = if dice.below(2) == 0 {
             (&mut a, link.a_ip.clone())
         } else {
             (&mut b, link.b_ip.clone())

@@ -324,34 +324,6 @@ fn kill_nine(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// A small xorshift, seeded from the clock and printed, so a failing
-/// round can be replayed with HEARTH_TEST_SEED.
-struct Dice(u64);
-
-impl Dice {
-    fn new() -> Dice {
-        let seed = std::env::var("HEARTH_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-                    | 1
-            });
-        println!("kill -9 rounds: HEARTH_TEST_SEED={seed}");
-        Dice(seed)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_nine_while_staging_or_switching_still_starts_the_old_or_the_new_version() {
     let key = DevKey::new();
@@ -361,7 +333,7 @@ async fn kill_nine_while_staging_or_switching_still_starts_the_old_or_the_new_ve
     server.stop();
     let (config, data) = (server.config_path(), server.data_dir());
     let bundles = tempfile::tempdir().unwrap();
-    let mut dice = Dice::new();
+    let mut dice = crate::util::Dice::new("kill -9 rounds");
     let mut running = "0.1.0".to_string();
     let (mut kept_old, mut got_new) = (0, 0);
     // How long an install takes here (one into a throwaway folder), so

@@ -503,3 +503,34 @@ pub fn artefact_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// A small xorshift, seeded from the clock and printed, so a failing
+/// random round can be replayed with HEARTH_TEST_SEED.
+pub struct Dice(u64);
+
+impl Dice {
+    /// Seeds from HEARTH_TEST_SEED or the clock, and prints the seed with
+    /// `what`.
+    pub fn new(what: &str) -> Dice {
+        let seed = std::env::var("HEARTH_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        println!("{what}: HEARTH_TEST_SEED={seed}");
+        Dice(seed)
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}

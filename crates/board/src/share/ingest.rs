@@ -18,7 +18,6 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use hearth_store::rusqlite::{Connection, OptionalExtension, params};
-use hearth_system::unix_now;
 
 use crate::{
     Board,
@@ -28,8 +27,8 @@ use crate::{
     posting::{MAX_BODY, check_nickname},
     rows::load_post,
     share::{
-        EVENT_VERSION, EventBody, EventKind, WireEvent, check_from, cursors_of, is_origin,
-        origin_guest, shared_id,
+        EVENT_VERSION, EventBody, EventKind, WireEvent, check_from, cursors_of, insert_event,
+        is_origin, origin_guest, shared_id,
     },
 };
 
@@ -197,22 +196,7 @@ impl Board {
                     }
                 }
                 for (body, text, sig) in &fresh {
-                    tx.execute(
-                        "INSERT INTO board_share_events
-                         (board, origin, seq, kind, body, sig, target, via, at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                        params![
-                            board,
-                            body.origin,
-                            body.seq as i64,
-                            body.kind.as_str(),
-                            text,
-                            sig,
-                            body.target.map(|t| t as i64),
-                            via,
-                            unix_now()
-                        ],
-                    )?;
+                    insert_event(&tx, body, text, sig, Some(&via))?;
                     done.new += 1;
                     match body.kind {
                         EventKind::Post => {

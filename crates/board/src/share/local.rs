@@ -6,14 +6,13 @@
 use std::collections::BTreeMap;
 
 use hearth_store::rusqlite::{Connection, OptionalExtension, params};
-use hearth_system::unix_now;
 
 use crate::{
     Board,
     error::BoardError,
     share::{
         Batch, EVENT_VERSION, EventBody, EventKind, EventRef, MAX_BATCH, Origin, PhotoRef,
-        WireEvent, cursors_of, shared_id, shared_name,
+        WireEvent, cursors_of, insert_event, shared_id, shared_name,
     },
 };
 
@@ -140,21 +139,7 @@ fn next_seq(c: &Connection, origin: &str, board_id: i64) -> Result<u64, BoardErr
 fn store_own(c: &Connection, origin: &Origin, body: &EventBody) -> Result<(), BoardError> {
     let text = serde_json::to_string(body).map_err(|e| BoardError::Internal(e.to_string()))?;
     let sig = (origin.sign)(text.as_bytes());
-    c.execute(
-        "INSERT INTO board_share_events (board, origin, seq, kind, body, sig, target, via, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8)",
-        params![
-            body.board,
-            body.origin,
-            body.seq as i64,
-            body.kind.as_str(),
-            text,
-            sig,
-            body.target.map(|t| t as i64),
-            unix_now()
-        ],
-    )?;
-    Ok(())
+    insert_event(c, body, &text, &sig, None)
 }
 
 impl Board {

@@ -225,6 +225,33 @@ pub(crate) fn cursors_of(c: &Connection, name: &str) -> Result<BTreeMap<String, 
     Ok(rows)
 }
 
+/// Stores one event as signed; `via` is the peer it came from (`None`
+/// when made here).
+pub(crate) fn insert_event(
+    c: &Connection,
+    body: &EventBody,
+    text: &str,
+    sig: &[u8],
+    via: Option<&str>,
+) -> Result<(), BoardError> {
+    c.execute(
+        "INSERT INTO board_share_events (board, origin, seq, kind, body, sig, target, via, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            body.board,
+            body.origin,
+            body.seq as i64,
+            body.kind.as_str(),
+            text,
+            sig,
+            body.target.map(|t| t as i64),
+            via,
+            hearth_system::unix_now()
+        ],
+    )?;
+    Ok(())
+}
+
 /// The guest id a remote origin's posts carry: never NULL (which means
 /// "this Hearth's admin"), and what a ban of such a post matches, so
 /// banning it stops accepting that Hearth's posts here.
