@@ -7,7 +7,7 @@
 //! 2. posts at a steady rate (default 20/s for 15 s) and measures, in each
 //!    listener, the time from the post being sent to its event arriving;
 //! 3. reports p50/p99 delivery latency and the server's RSS per connection;
-//! 3b. at the same time a second Hearth, paired and sharing the board, posts
+//!    at the same time a second Hearth, paired and sharing the board, posts
 //!    at the same rate: its posts reach the listeners over the peer channel
 //!    (poke, pull, signature checks, store), and their p99 is printed next
 //!    to the p99 of the first Hearth's own posts in the same run;

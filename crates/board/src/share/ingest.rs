@@ -373,15 +373,14 @@ fn show(
     )?))
 }
 
+/// A retraction applied: the live "remove" and the photo files to delete.
+type Retracted = (Arc<Event>, Vec<String>);
+
 /// Applies a retraction: the post and its replies go, here as at their
 /// origin. Returns the live "remove" and the photo files to delete after
 /// the commit; nothing when the post is not shown here (then it never
 /// will be: [`show`] checks for its retraction).
-fn retract(
-    c: &Connection,
-    board_id: i64,
-    e: &EventBody,
-) -> Result<Option<(Arc<Event>, Vec<String>)>, BoardError> {
+fn retract(c: &Connection, board_id: i64, e: &EventBody) -> Result<Option<Retracted>, BoardError> {
     let Some(target) = e.target else {
         return Ok(None);
     };
