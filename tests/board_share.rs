@@ -104,8 +104,31 @@ async fn a_shared_board_is_live_on_both_devices_and_replies_come_back() {
     let (mut a, mut b) = (Device::new("Alpha", CONFIG), Device::new("Beta", CONFIG));
     let (_link, mut ca, mut cb) = start_both(&mut a, &mut b).await;
     let (_ida, idb) = pair_and_confirm((&a, &b), (&mut ca, &mut cb), ("1", "1")).await;
+    // A shares General; B's admin sees it offered and accepts it.
     share(&mut ca).await;
-    share(&mut cb).await;
+    eventually_async(
+        Duration::from_secs(20),
+        "A's board offered on B",
+        async || {
+            let page = cb.get("/admin/board").await.body;
+            if page.contains("General · shared by Alpha") {
+                Ok(())
+            } else {
+                Err(page)
+            }
+        },
+    )
+    .await;
+    let r = cb
+        .submit(
+            "/admin/board",
+            "/admin/board/accept",
+            &[("name", "General")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = cb.get("/admin/board").await.body;
+    assert!(page.contains("shared with peers"), "{page}");
 
     // A guest's phone on B listens; A's admin posts 50 times.
     let mut stream = reqwest::Client::new()
