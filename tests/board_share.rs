@@ -103,7 +103,7 @@ async fn converged(a: &Device, b: &Device, count: usize, what: &str) -> Vec<Stri
 async fn a_shared_board_is_live_on_both_devices_and_replies_come_back() {
     let (mut a, mut b) = (Device::new("Alpha", CONFIG), Device::new("Beta", CONFIG));
     let (_link, mut ca, mut cb) = start_both(&mut a, &mut b).await;
-    let (_ida, idb) = pair_and_confirm((&a, &b), (&mut ca, &mut cb), ("1", "1")).await;
+    let (ida, idb) = pair_and_confirm((&a, &b), (&mut ca, &mut cb), ("1", "1")).await;
     // A shares General; B's admin sees it offered and accepts it.
     share(&mut ca).await;
     eventually_async(
@@ -152,7 +152,10 @@ async fn a_shared_board_is_live_on_both_devices_and_replies_come_back() {
             first_frame = frame;
         }
     }
+    // Marked with A's name and the fingerprint its Peers page shows (a
+    // name anyone can choose; the fingerprint nobody else can have).
     assert!(first_frame.contains("from Alpha"), "{first_frame}");
+    assert!(first_frame.contains(&ida.short()), "{first_frame}");
     delays.sort();
     println!(
         "post on A to live event on B, 50 posts: median {:?}, max {:?}",

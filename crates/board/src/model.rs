@@ -41,6 +41,9 @@ pub struct Post {
     /// The name of the Hearth a shared post came from; `None` for posts
     /// written here.
     pub from: Option<String>,
+    /// The short fingerprint of that Hearth (as its Peers page shows it):
+    /// a name can be chosen by anyone, the fingerprint cannot.
+    pub from_fp: Option<String>,
     /// Why a shared post's photo is not here ("not carried").
     pub photo_note: Option<String>,
 }

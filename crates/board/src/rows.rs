@@ -14,7 +14,7 @@ use crate::{
     text,
 };
 
-pub(crate) const POST_COLUMNS: &str = "id, board_id, parent_id, nickname, body, photo, created_at, pinned, hidden, guest_id IS NULL, origin_name, photo_note";
+pub(crate) const POST_COLUMNS: &str = "id, board_id, parent_id, nickname, body, photo, created_at, pinned, hidden, guest_id IS NULL, origin_name, photo_note, origin";
 
 pub(crate) fn post_from(r: &Row<'_>) -> rusqlite::Result<Post> {
     Ok(Post {
@@ -28,9 +28,24 @@ pub(crate) fn post_from(r: &Row<'_>) -> rusqlite::Result<Post> {
         pinned: r.get::<_, i64>(7)? != 0,
         hidden: r.get::<_, i64>(8)? != 0,
         by_admin: r.get(9)?,
+        from_fp: match r.get::<_, Option<String>>(10)? {
+            Some(_) => r
+                .get::<_, Option<String>>(12)?
+                .as_deref()
+                .and_then(fingerprint),
+            None => None,
+        },
         from: r.get(10)?,
         photo_note: r.get(11)?,
     })
+}
+
+/// The short fingerprint of a device ID (hex): its first 40 bits in base32,
+/// in two groups of four, as pairing and the Peers page show it.
+fn fingerprint(origin: &str) -> Option<String> {
+    let raw = hex::decode(origin).ok()?;
+    let b32 = data_encoding::BASE32_NOPAD.encode(raw.get(..5)?);
+    Some(format!("{}-{}", &b32[..4], &b32[4..8]))
 }
 
 pub(crate) fn load_post(c: &Connection, id: i64) -> Result<Post, BoardError> {
