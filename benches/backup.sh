@@ -10,6 +10,11 @@
 # fresh repositories, interleaved; a rerun with no change and a rerun after
 # ~1% of the data changed; and BENCH_ROUNDS full restores, interleaved.
 # Prints medians, spreads and the ratios Hearth/restic of the medians.
+# When `restic-trixie` is installed (scripts/bootstrap bench: Debian 13's
+# restic 0.18), it runs in every round too, as the newest restic. Each round
+# also times the physical limit (benches/limit.rs: read, BLAKE3, zstd,
+# ChaCha20-Poly1305 on all cores, nothing else) and Hearth's first backups
+# record where their time goes (`run --stage-times`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${BENCH_DIR:-/var/tmp/hearth-bench}
@@ -21,6 +26,10 @@ for tool in restic borg /usr/bin/time python3; do
   command -v "$tool" >/dev/null || { echo "bench: $tool missing; run scripts/bootstrap bench" >&2; exit 1; }
 done
 cargo build --release --locked -p hearth >&2
+cargo bench --locked -p hearth --bench limit --no-run >&2
+limit_bin=$(find "$target"/release/deps -maxdepth 1 -type f -executable -name 'limit-*' -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2)
+tools=(hearth restic borg)
+if command -v restic-trixie >/dev/null; then tools+=(restic18); fi
 
 if [ ! -f "$data/.complete" ]; then
   echo "bench: generating the data set in $data" >&2
@@ -68,12 +77,13 @@ echo "bench-passphrase-long" > "$work/pp"
 printf '' > "$work/hearth.toml"
 H() { "$hearth" --config "$work/hearth.toml" backup --data "$work/hearth" "$@"; }
 fresh_repos() {
-  rm -rf "$work/hearth" "$work/restic" "$work/borg" "$work/restore"
+  rm -rf "$work/hearth" "$work/restic" "$work/restic18" "$work/borg" "$work/restore"
   sync
   mkdir -p "$work/hearth" "$work/restore"
   H init --passphrase-file "$work/pp" >/dev/null
   restic init --repo "$work/restic" >/dev/null
   borg init -e repokey-blake2 "$work/borg" >/dev/null
+  if [ -n "${tools[3]:-}" ]; then restic-trixie init --repo "$work/restic18" >/dev/null; fi
 }
 
 # timed NAME CMD...: runs CMD, records "seconds maxrss_kib" in $work/NAME.
@@ -84,8 +94,8 @@ timed() {
 }
 secs() { cut -d' ' -f1 "$work/$1"; }
 rss() { cut -d' ' -f2 "$work/$1"; }
-# order R: the three tools, starting with a different one each round.
-order() { local t=(hearth restic borg); local i=$(( ($1 - 1) % 3 )); echo "${t[*]:i}" "${t[*]:0:i}"; }
+# order R: the tools, starting with a different one each round.
+order() { local i=$(( ($1 - 1) % ${#tools[@]} )); echo "${tools[*]:i}" "${tools[*]:0:i}"; }
 
 # Every timed run starts on a settled disk: sync, then a pause. Hearth
 # fsyncs each pack, so without this it waits for the writeback of the
@@ -98,19 +108,23 @@ backup() {  # TOOL NAME
   settle
   n=$((n + 1))
   case $1 in
-    hearth) timed "$2" "$hearth" --config "$work/hearth.toml" backup --data "$work/hearth" run "$data" ;;
+    hearth) timed "$2" "$hearth" --config "$work/hearth.toml" backup --data "$work/hearth" run --stage-times "$data" ;;
     restic) timed "$2" restic --repo "$work/restic" backup --quiet "$data" ;;
+    restic18) timed "$2" restic-trixie --repo "$work/restic18" backup --quiet "$data" ;;
     borg) timed "$2" borg create "$work/borg::run$n" "$data" ;;
   esac
 }
+# The limit, once a round, on the same settled machine and warm cache.
+limit() { settle; "$limit_bin" "$data" | awk '/^limit MiB\/s/ { print $3 }' > "$work/limit-$1"; }
 for r in $(seq "$rounds"); do
   echo "bench: round $r of $rounds: first backups ($(order "$r"))" >&2
   fresh_repos
   for t in $(order "$r"); do backup "$t" "$t-first-$r"; done
+  limit "$r"
 done
 # The reruns, once, on the last round's repositories.
 echo "bench: unchanged reruns" >&2
-for t in hearth restic borg; do backup "$t" "$t-same"; done
+for t in "${tools[@]}"; do backup "$t" "$t-same"; done
 # ~1% change: 5 MiB rewritten inside a large file, 100 small files rewritten.
 python3 - "$data" <<'PY'
 import os, random, sys
@@ -122,7 +136,7 @@ for d in range(0, 500, 5):
         f.write(rnd.randbytes(4096))
 PY
 echo "bench: reruns after a 1% change" >&2
-for t in hearth restic borg; do backup "$t" "$t-changed"; done
+for t in "${tools[@]}"; do backup "$t" "$t-changed"; done
 borg_last=run$n
 
 snap=$(H list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
@@ -132,6 +146,7 @@ restore() {  # TOOL NAME
   case $1 in
     hearth) timed "$2" "$hearth" --config "$work/hearth.toml" backup --data "$work/hearth" restore "$snap" --target "$work/restore/hearth" ;;
     restic) timed "$2" restic --repo "$work/restic" restore latest --target "$work/restore/restic" ;;
+    restic18) timed "$2" restic-trixie --repo "$work/restic18" restore latest --target "$work/restore/restic18" ;;
     borg) mkdir -p "$work/restore/borg"; (cd "$work/restore/borg" && timed "$2" borg extract "$work/borg::$borg_last") ;;
   esac
 }
@@ -168,6 +183,34 @@ peak() { local m=0 f r; for f in "$work/$1"-*; do [[ $f == *.err ]] && continue;
 row "peak RSS, MiB" "$(peak hearth)" "$(peak restic)" "$(peak borg)" "$(ratio "$(peak hearth)" "$(peak restic)")"
 row "repository, MiB" "$(mib "$hearth_repo")" "$(mib "$(repo restic)")" "$(mib "$(repo borg)")" \
   "$(ratio "$hearth_repo" "$(repo restic)")"
+if [ -n "${tools[3]:-}" ]; then
+  echo
+  printf '| %-28s | %10s | %14s |\n' "newest restic" "restic 0.18" "hearth/restic 0.18"
+  printf '|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..30})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..16})"
+  r2() { printf '| %-28s | %10s | %14s |\n' "$@"; }
+  r2 "first backup, MB/s (median)" "$(mbs "$(median restic18-first)")" "$(ratio "$(median restic18-first)" "$(median hearth-first)")x"
+  r2 "  first backup, s (spread)" "$(spread restic18-first)" ""
+  r2 "rerun, no change, s" "$(secs restic18-same)" "$(ratio "$(secs hearth-same)" "$(secs restic18-same)")"
+  r2 "rerun, 1% changed, s" "$(secs restic18-changed)" "$(ratio "$(secs hearth-changed)" "$(secs restic18-changed)")"
+  r2 "full restore, MB/s (median)" "$(mbs "$(median restic18-restore)")" "$(ratio "$(median restic18-restore)" "$(median hearth-restore)")x"
+  r2 "peak RSS, MiB" "$(peak restic18)" "$(ratio "$(peak hearth)" "$(peak restic18)")"
+fi
+
+# The limit: its median over the rounds, and Hearth's first backup against it.
+limit_med=$(cat "$work"/limit-[0-9]* | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+hearth_mbs=$(mbs "$(median hearth-first)")
+echo
+echo "Physical limit (read + BLAKE3 + zstd 3 + ChaCha20-Poly1305 on $(nproc) cores, page cache, no writes):"
+echo "  $limit_med MiB/s median (rounds: $(cat "$work"/limit-[0-9]* | tr '\n' ' ')); Hearth's first backup $hearth_mbs MiB/s = $(ratio "$hearth_mbs" "$limit_med") of it"
+# Where Hearth's time went, in the round whose first backup is the median.
+med=$(median hearth-first)
+for r in $(seq "$rounds"); do
+  if [ "$(secs "hearth-first-$r")" = "$med" ]; then
+    echo
+    echo "Hearth's first backup, round $r ($med s wall):"
+    grep -A12 '^stage times' "$work/hearth-first-$r.err" || true
+  fi
+done
 echo
 echo "Throughput ratios: >1x means Hearth is faster. Time and size ratios: <1 means Hearth is smaller."
 echo "restic 0.14 and borg 1.2 at their defaults (restic: repository v2, auto compression; borg: lz4, repokey-blake2)."

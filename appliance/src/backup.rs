@@ -46,7 +46,13 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
             let path = hearth_backup::add_source(&c, &path, &config.data_dir)?;
             println!("{} will be backed up.", path.display());
         }
-        BackupCommand::Run { paths: given } => {
+        BackupCommand::Run {
+            paths: given,
+            stage_times,
+        } => {
+            if stage_times {
+                hearth_backup::stages::enable();
+            }
             let repo = open()?;
             let sources = if given.is_empty() {
                 added_sources(&p.db)?
@@ -89,6 +95,10 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
                         }
                     );
                 }
+            }
+            // --stage-times: where the time went (benches/backup.sh).
+            if let Some(stages) = hearth_backup::stages::report() {
+                eprint!("{stages}");
             }
         }
         BackupCommand::List => {

@@ -62,7 +62,13 @@ pub enum BackupCommand {
     /// Add a folder to the automatic backups.
     Add { path: PathBuf },
     /// Back up the given folders, or every added folder.
-    Run { paths: Vec<PathBuf> },
+    Run {
+        paths: Vec<PathBuf>,
+        /// Print on stderr where the run's time went, stage by stage (for
+        /// benchmarks and profiling).
+        #[arg(long)]
+        stage_times: bool,
+    },
     /// List snapshots.
     List,
     /// List a folder inside a snapshot.

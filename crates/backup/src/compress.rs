@@ -84,7 +84,9 @@ pub(crate) fn worker(rx: Arc<Mutex<Receiver<Raw>>>, tx: SyncSender<Stored>) {
     loop {
         let next = rx.lock().map(|r| r.recv());
         let Ok(Ok(raw)) = next else { break };
-        if tx.send(squeezer.compress(raw)).is_err() {
+        let squeezed =
+            crate::stages::time(crate::stages::Stage::Compress, || squeezer.compress(raw));
+        if tx.send(squeezed).is_err() {
             break;
         }
     }

@@ -26,6 +26,7 @@ mod retention;
 mod run;
 mod settings;
 mod sources;
+pub mod stages;
 mod summary;
 mod tree;
 mod verify;

@@ -20,6 +20,7 @@
 //! renamed into `packs/` and its directory fsynced. Nothing points at a pack
 //! before that.
 
+use crate::stages::{Stage, Timer, time};
 use std::{
     fs::File,
     io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write},
@@ -185,6 +186,7 @@ impl PackWriter {
         }
         table.extend_from_slice(&table_offset.to_le_bytes());
         table.extend_from_slice(FOOTER_MAGIC);
+        let closing = Timer::start(Stage::Fsync);
         self.put(&table)?;
         let tmp = self.tmp.clone();
         let mut sink = self.stream.finish().at(&tmp)?;
@@ -197,12 +199,13 @@ impl PackWriter {
             .at(&tmp)?;
         file.sync_all().at(&tmp)?;
         drop(file);
+        closing.stop();
 
         // Read back what is on disk: it must decrypt (age authenticates
         // every 64 KiB) to exactly the plaintext that was written. The name
         // is the hash of the bytes as read back, the copy that matters.
         let expected_plain = self.plain_hasher.finalize();
-        let (cipher_hash, plain_hash) = hash_file(&tmp, keys)?;
+        let (cipher_hash, plain_hash) = time(Stage::Check, || hash_file(&tmp, keys))?;
         let name = cipher_hash.to_hex().to_string();
         if plain_hash != expected_plain {
             let _ = std::fs::remove_file(&tmp);
@@ -218,8 +221,11 @@ impl PackWriter {
             std::fs::create_dir_all(dir).at(dir)?;
             hearth_system::sync_parent(dir).at(dir)?;
         }
-        std::fs::rename(&tmp, &dest).at(&dest)?;
-        hearth_system::sync_parent(&dest).at(&dest)?;
+        time(Stage::Index, || {
+            std::fs::rename(&tmp, &dest)?;
+            hearth_system::sync_parent(&dest)
+        })
+        .at(&dest)?;
         Ok(FinishedPack {
             name,
             size,

@@ -14,6 +14,7 @@
 //! `compress`, where the queues' messages are defined; this module alone
 //! wires the stages together, so nothing imports it back.
 
+use crate::stages::{Stage, time};
 use hearth_system::unix_now;
 use std::{
     collections::HashSet,
@@ -77,32 +78,33 @@ impl Repo {
             let packer = scope.spawn(|| self.pack_loop(stored_rx));
 
             let mut walker = Walker::new(self, &conn, raw_tx, stored_tx);
-            let walked = walker
-                .dir(&source, &mut vec![], parent.as_ref())
-                .and_then(|root| {
-                    let stamp = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .unwrap_or_default();
-                    let blob = SnapshotBlob {
-                        version: 1,
-                        source: source_name.clone(),
-                        time: stamp.as_secs() as i64,
-                        time_nanos: stamp.subsec_nanos(),
-                        hostname: rustix::system::uname()
-                            .nodename()
-                            .to_string_lossy()
-                            .into_owned(),
-                        root: hex::encode(root),
-                        files: walker.files,
-                        bytes: walker.bytes,
-                        added: 0,
-                        duration_ms: started.elapsed().as_millis() as u64,
-                    };
-                    let json = serde_json::to_vec(&blob).unwrap_or_default();
-                    let id = self.keys.chunk_id(&json);
-                    walker.send(id, Kind::Snapshot, json)?;
-                    Ok((blob, id))
-                });
+            let walked = time(Stage::Walk, || {
+                walker.dir(&source, &mut vec![], parent.as_ref())
+            })
+            .and_then(|root| {
+                let stamp = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default();
+                let blob = SnapshotBlob {
+                    version: 1,
+                    source: source_name.clone(),
+                    time: stamp.as_secs() as i64,
+                    time_nanos: stamp.subsec_nanos(),
+                    hostname: rustix::system::uname()
+                        .nodename()
+                        .to_string_lossy()
+                        .into_owned(),
+                    root: hex::encode(root),
+                    files: walker.files,
+                    bytes: walker.bytes,
+                    added: 0,
+                    duration_ms: started.elapsed().as_millis() as u64,
+                };
+                let json = serde_json::to_vec(&blob).unwrap_or_default();
+                let id = self.keys.chunk_id(&json);
+                walker.send(id, Kind::Snapshot, json)?;
+                Ok((blob, id))
+            });
             let Walker {
                 raw_tx,
                 stored_tx,
@@ -140,7 +142,9 @@ impl Repo {
                 let mut conn = self.writer()?;
                 for (pack, trees) in fin_rx {
                     let done = pack.finish(&self.dir, &self.keys)?;
-                    record_pack(&mut conn, &done, &trees, unix_now())?;
+                    time(Stage::Index, || {
+                        record_pack(&mut conn, &done, &trees, unix_now())
+                    })?;
                 }
                 Ok(())
             });
@@ -157,7 +161,9 @@ impl Repo {
                         Some(p) => p,
                         None => pack.insert(PackWriter::create(&self.dir, &self.keys)?),
                     };
-                    p.add(s.id, s.kind, &s.bytes, s.zstd, s.raw_length)?;
+                    time(Stage::Encrypt, || {
+                        p.add(s.id, s.kind, &s.bytes, s.zstd, s.raw_length)
+                    })?;
                     added += s.bytes.len() as u64;
                     if let Some(cache) = s.tree_cache {
                         trees.push((s.id, cache));

@@ -9,6 +9,7 @@
 //! queues' messages (from `compress`) but not who drains them: only `run`
 //! wires the stages together.
 
+use crate::stages::{Stage, time};
 use std::{
     collections::{HashMap, HashSet},
     ffi::OsString,
@@ -99,12 +100,14 @@ impl Walker<'_> {
         kind: Kind,
         data: Vec<u8>,
     ) -> Result<(), BackupError> {
-        if !self.known(&id)? {
-            self.raw_tx
-                .send(Raw { id, kind, data })
-                .map_err(|_| closed())?;
-        }
-        Ok(())
+        time(Stage::Queue, || {
+            if !self.known(&id)? {
+                self.raw_tx
+                    .send(Raw { id, kind, data })
+                    .map_err(|_| closed())?;
+            }
+            Ok(())
+        })
     }
 
     fn put_tree(&mut self, tree: &Tree) -> Result<[u8; 32], BackupError> {
@@ -291,7 +294,7 @@ impl Walker<'_> {
         if len_hint <= CHUNK_MAX as u64 {
             use std::io::Read;
             let mut data = Vec::with_capacity(len_hint as usize + 1);
-            f.read_to_end(&mut data).at(p)?;
+            time(Stage::Read, || f.read_to_end(&mut data)).at(p)?;
             if data.len() <= CHUNK_MAX {
                 size = data.len() as u64;
                 let cuts: Vec<(usize, usize)> = if data.len() < CHUNK_MIN {
@@ -300,25 +303,27 @@ impl Walker<'_> {
                         .filter(|(_, l)| *l > 0)
                         .collect()
                 } else {
-                    fastcdc::v2020::FastCDC::with_level_and_seed(
-                        &data,
-                        CHUNK_MIN,
-                        CHUNK_AVG,
-                        CHUNK_MAX,
-                        fastcdc::v2020::Normalization::Level1,
-                        self.repo.keys.gear_seed,
-                    )
-                    .map(|c| (c.offset, c.length))
-                    .collect()
+                    time(Stage::Chunk, || {
+                        fastcdc::v2020::FastCDC::with_level_and_seed(
+                            &data,
+                            CHUNK_MIN,
+                            CHUNK_AVG,
+                            CHUNK_MAX,
+                            fastcdc::v2020::Normalization::Level1,
+                            self.repo.keys.gear_seed,
+                        )
+                        .map(|c| (c.offset, c.length))
+                        .collect()
+                    })
                 };
                 if cuts.len() == 1 {
-                    let id = self.repo.keys.chunk_id(&data);
+                    let id = time(Stage::Hash, || self.repo.keys.chunk_id(&data));
                     chunks.push(hex::encode(id));
                     self.send(id, Kind::Data, data)?;
                 } else {
                     for (offset, length) in cuts {
                         let piece = &data[offset..offset + length];
-                        let id = self.repo.keys.chunk_id(piece);
+                        let id = time(Stage::Hash, || self.repo.keys.chunk_id(piece));
                         chunks.push(hex::encode(id));
                         self.send(id, Kind::Data, piece.to_vec())?;
                     }
@@ -337,12 +342,13 @@ impl Walker<'_> {
             fastcdc::v2020::Normalization::Level1,
             self.repo.keys.gear_seed,
         );
-        for chunk in cdc {
+        let mut cdc = cdc.into_iter();
+        while let Some(chunk) = time(Stage::Read, || cdc.next()) {
             let chunk = chunk.map_err(|e| BackupError::Io {
                 path: p.to_path_buf(),
                 source: std::io::Error::other(e.to_string()),
             })?;
-            let id = self.repo.keys.chunk_id(&chunk.data);
+            let id = time(Stage::Hash, || self.repo.keys.chunk_id(&chunk.data));
             size += chunk.data.len() as u64;
             chunks.push(hex::encode(id));
             self.send(id, Kind::Data, chunk.data)?;
