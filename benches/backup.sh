@@ -111,7 +111,7 @@ backup() {  # TOOL NAME
     hearth) timed "$2" "$hearth" --config "$work/hearth.toml" backup --data "$work/hearth" run --stage-times "$data" ;;
     restic) timed "$2" restic --repo "$work/restic" backup --quiet "$data" ;;
     restic18) timed "$2" restic-trixie --repo "$work/restic18" backup --quiet "$data" ;;
-    borg) timed "$2" borg create "$work/borg::run$n" "$data" ;;
+    borg) borg_last=run$n; timed "$2" borg create "$work/borg::run$n" "$data" ;;
   esac
 }
 # The limit, once a round, on the same settled machine and warm cache.
@@ -137,7 +137,6 @@ for d in range(0, 500, 5):
 PY
 echo "bench: reruns after a 1% change" >&2
 for t in "${tools[@]}"; do backup "$t" "$t-changed"; done
-borg_last=run$n
 
 snap=$(H list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
 restore() {  # TOOL NAME
