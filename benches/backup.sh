@@ -168,14 +168,14 @@ printf '\nBackup benchmark, %s MiB in %s files, %s (%s cores), %s interleaved ro
 printf '| %-28s | %10s | %10s | %10s | %14s |\n' measure hearth restic borg "hearth/restic"
 printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..30})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..16})"
 row() { printf '| %-28s | %10s | %10s | %10s | %14s |\n' "$@"; }
-row "first backup, MB/s (median)" "$(mbs "$(median hearth-first)")" "$(mbs "$(median restic-first)")" "$(mbs "$(median borg-first)")" \
+row "first backup, MiB/s (median)" "$(mbs "$(median hearth-first)")" "$(mbs "$(median restic-first)")" "$(mbs "$(median borg-first)")" \
   "$(ratio "$(median restic-first)" "$(median hearth-first)")x"
 row "  first backup, s (spread)" "$(spread hearth-first)" "$(spread restic-first)" "$(spread borg-first)" ""
 row "rerun, no change, s" "$(secs hearth-same)" "$(secs restic-same)" "$(secs borg-same)" \
   "$(ratio "$(secs hearth-same)" "$(secs restic-same)")"
 row "rerun, 1% changed, s" "$(secs hearth-changed)" "$(secs restic-changed)" "$(secs borg-changed)" \
   "$(ratio "$(secs hearth-changed)" "$(secs restic-changed)")"
-row "full restore, MB/s (median)" "$(mbs "$(median hearth-restore)")" "$(mbs "$(median restic-restore)")" "$(mbs "$(median borg-restore)")" \
+row "full restore, MiB/s (median)" "$(mbs "$(median hearth-restore)")" "$(mbs "$(median restic-restore)")" "$(mbs "$(median borg-restore)")" \
   "$(ratio "$(median restic-restore)" "$(median hearth-restore)")x"
 row "  full restore, s (spread)" "$(spread hearth-restore)" "$(spread restic-restore)" "$(spread borg-restore)" ""
 peak() { local m=0 f r; for f in "$work/$1"-*; do [[ $f == *.err ]] && continue; r=$(rss "${f##*/}"); [ "$r" -gt "$m" ] && m=$r; done; echo $((m / 1024)); }
@@ -187,11 +187,11 @@ if [ -n "${tools[3]:-}" ]; then
   printf '| %-28s | %10s | %14s |\n' "newest restic" "restic 0.18" "hearth/restic 0.18"
   printf '|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..30})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..16})"
   r2() { printf '| %-28s | %10s | %14s |\n' "$@"; }
-  r2 "first backup, MB/s (median)" "$(mbs "$(median restic18-first)")" "$(ratio "$(median restic18-first)" "$(median hearth-first)")x"
+  r2 "first backup, MiB/s (median)" "$(mbs "$(median restic18-first)")" "$(ratio "$(median restic18-first)" "$(median hearth-first)")x"
   r2 "  first backup, s (spread)" "$(spread restic18-first)" ""
   r2 "rerun, no change, s" "$(secs restic18-same)" "$(ratio "$(secs hearth-same)" "$(secs restic18-same)")"
   r2 "rerun, 1% changed, s" "$(secs restic18-changed)" "$(ratio "$(secs hearth-changed)" "$(secs restic18-changed)")"
-  r2 "full restore, MB/s (median)" "$(mbs "$(median restic18-restore)")" "$(ratio "$(median restic18-restore)" "$(median hearth-restore)")x"
+  r2 "full restore, MiB/s (median)" "$(mbs "$(median restic18-restore)")" "$(ratio "$(median restic18-restore)" "$(median hearth-restore)")x"
   r2 "peak RSS, MiB" "$(peak restic18)" "$(ratio "$(peak hearth)" "$(peak restic18)")"
 fi
 
