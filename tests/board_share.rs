@@ -254,8 +254,7 @@ async fn partitions_and_kill_9_mid_exchange_converge_to_the_same_order() {
 async fn posts_travel_hop_by_hop_retractions_follow_and_hides_stay_local() {
     let mut a = Device::new("Alpha", CONFIG);
     let mut b = Device::new("Beta", CONFIG);
-    // C fetches no photos from its peers.
-    let mut c = Device::new("Gamma", &format!("{CONFIG}board_photo_budget_mib = 0\n"));
+    let mut c = Device::new("Gamma", CONFIG);
     // B is between A and C, which are not linked at all.
     let ab = Link::new(&a.ns, &b.ns);
     let bc = Link::new(&b.ns, &c.ns);
@@ -276,6 +275,26 @@ async fn posts_travel_hop_by_hop_retractions_follow_and_hides_stay_local() {
     for client in [&mut ca, &mut cb, &mut cc] {
         share(client).await;
     }
+    // C's admin lets no photos in from peers (Board page); a figure out of
+    // range is refused and changes nothing.
+    let r = cc
+        .submit("/admin/board", "/admin/board/photo-budget", &[("mib", "0")])
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = cc
+        .submit(
+            "/admin/board",
+            "/admin/board/photo-budget",
+            &[("mib", "99999")],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("0 to 10000 MiB"), "{}", r.body);
+    let page = cc.get("/admin/board").await.body;
+    assert!(
+        page.contains("name=\"mib\" min=\"0\" max=\"10000\" value=\"0\""),
+        "{page}"
+    );
 
     // A's post reaches C through B; C's reply reaches A; each once.
     let on_a = say(&mut ca, "hop-from-alpha", None).await;
@@ -417,4 +436,7 @@ async fn posts_travel_hop_by_hop_retractions_follow_and_hides_stay_local() {
         let p = posts(&dev.url).await;
         assert!(p.iter().any(|s| s.starts_with("diesel-needed")), "{p:?}");
     }
+    println!(
+        "three devices: hop by hop both ways, retraction on B and C, photo carried to B and not to C, hide on B only"
+    );
 }

@@ -173,6 +173,12 @@ impl Mirror {
         self.0.board.get()
     }
 
+    /// The configuration's daily photo budget per peer, in bytes (the Board
+    /// page's own figure, when set, wins).
+    pub fn board_photo_budget(&self) -> u64 {
+        self.0.settings.board_photo_budget
+    }
+
     /// One peer's shared-board figures.
     pub fn board_link(&self, peer: DeviceId) -> Link {
         let mut links = lock(&self.0.board_links);
@@ -331,7 +337,11 @@ impl Mirror {
         conn: &mut Conn,
         wants: Vec<hearth_board::share::PhotoWant>,
     ) {
-        let budget = self.0.settings.board_photo_budget;
+        // The admin's figure from the Board page, else the configuration's.
+        let budget = match board.photo_budget_mib().await {
+            Ok(Some(mib)) => mib.saturating_mul(1 << 20),
+            _ => self.0.settings.board_photo_budget,
+        };
         for w in wants {
             let size = w.size.min(hearth_board::photo::MAX_PHOTO_BYTES as u64);
             let fits = self.with_link(peer, |l| {

@@ -280,6 +280,8 @@ pub(crate) struct BoardAdminPage {
     pub shared: Vec<i64>,
     /// Boards peers share that this Hearth does not: (name, peer names).
     pub offered: Vec<(String, String)>,
+    /// MiB of shared posts' photos fetched from each peer per day.
+    pub photo_budget_mib: u64,
     pub posts: Vec<ModPost>,
     pub bans: Vec<hearth_board::Ban>,
     /// (when, action, target)

@@ -94,6 +94,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/board/boards/{id}/slow", post(moderation::slow))
         .route("/admin/board/boards/{id}/share", post(moderation::share))
         .route("/admin/board/accept", post(moderation::accept))
+        .route("/admin/board/photo-budget", post(moderation::photo_budget))
         .route("/admin/board/posts/{id}/pin", post(moderation::pin))
         .route("/admin/board/posts/{id}/hide", post(moderation::hide))
         .route("/admin/board/posts/{id}/delete", post(moderation::delete))

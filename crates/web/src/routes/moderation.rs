@@ -61,6 +61,10 @@ pub(crate) async fn page(
             .into_iter()
             .map(|(name, peers)| (name, peers.join(", ")))
             .collect(),
+        photo_budget_mib: match b.photo_budget_mib().await? {
+            Some(mib) => mib,
+            None => state.mirror.board_photo_budget() >> 20,
+        },
         posts,
         bans: b.bans().await?,
         log,
@@ -196,6 +200,21 @@ pub(crate) async fn share(
     CsrfForm(f): CsrfForm<OnForm>,
 ) -> Result<Response, WebError> {
     state.board.set_shared(id, f.on == 1).await?;
+    Ok(done())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct BudgetForm {
+    mib: u64,
+}
+
+/// Sets how many MiB of shared posts' photos each peer may send a day.
+pub(crate) async fn photo_budget(
+    _admin: Admin,
+    State(state): State<AppState>,
+    CsrfForm(f): CsrfForm<BudgetForm>,
+) -> Result<Response, WebError> {
+    state.board.set_photo_budget_mib(f.mib).await?;
     Ok(done())
 }
 
