@@ -1,8 +1,9 @@
-//! The admin's tools: boards, pins, hiding, deleting, bans, slow mode and
-//! the landing text. Every action is written to the moderation log in the
+//! The admin's tools: boards, pins, hiding, deleting, bans, slow mode, the
+//! landing text, and sharing boards with paired Hearths (which boards, and
+//! the photo budget per peer). Every action is written to the moderation log in the
 //! same transaction as the change, so the log cannot miss one.
 
-use hearth_store::rusqlite::{Connection, Transaction, params};
+use hearth_store::rusqlite::{Connection, OptionalExtension, Transaction, params};
 use hearth_system::unix_now;
 
 use crate::{
@@ -35,6 +36,9 @@ fn board_name(raw: &str) -> Result<String, BoardError> {
     }
     Ok(name.to_string())
 }
+
+/// Most MiB a day the admin may let each peer's photos take.
+pub const MAX_PHOTO_BUDGET_MIB: u64 = 10_000;
 
 fn describe(c: &Connection, post: i64) -> Result<String, BoardError> {
     let p = load_post(c, post)?;
@@ -369,6 +373,109 @@ impl Board {
                 [format!("{title}\u{1f}{welcome}").into_bytes()],
             )?;
             log_action(tx, "landing text", &title)?;
+            Ok(None)
+        })
+        .await
+    }
+
+    // ---- sharing with paired Hearths (docs/board-replication.md) --------
+
+    /// Shares board `id` with paired Hearths, or stops. Only posts made
+    /// while a board is shared travel: what people said before was said
+    /// to this hotspot only.
+    pub async fn set_shared(&self, id: i64, shared: bool) -> Result<(), BoardError> {
+        if shared && self.origin.get().is_none() {
+            return Err(BoardError::Invalid(
+                "This Hearth has no device identity yet, so it cannot share boards.".into(),
+            ));
+        }
+        self.moderate(move |tx| {
+            let name: String = tx
+                .query_row("SELECT name FROM board_boards WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()?
+                .ok_or(BoardError::NotFound)?;
+            if shared {
+                tx.execute(
+                    "INSERT OR IGNORE INTO board_shared (board_id) VALUES (?1)",
+                    [id],
+                )?;
+            } else {
+                tx.execute("DELETE FROM board_shared WHERE board_id = ?1", [id])?;
+            }
+            log_action(
+                tx,
+                if shared {
+                    "share board"
+                } else {
+                    "stop sharing board"
+                },
+                &name,
+            )?;
+            Ok(None)
+        })
+        .await?;
+        self.share_wake.notify_one();
+        Ok(())
+    }
+
+    /// Creates board `name` if there is none, and shares it: accepting a
+    /// board a peer offers.
+    pub async fn accept_shared(&self, name: &str) -> Result<(), BoardError> {
+        let wanted = name.to_string();
+        let existing = self
+            .store
+            .read(move |c| {
+                Ok::<_, BoardError>(
+                    c.query_row(
+                        "SELECT id FROM board_boards WHERE name = ?1",
+                        [wanted],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .optional()?,
+                )
+            })
+            .await?;
+        let id = match existing {
+            Some(id) => id,
+            None => self.create_board(name).await?,
+        };
+        self.set_shared(id, true).await
+    }
+
+    /// The admin's daily photo budget per peer, in MiB, when set on the
+    /// Board page (`None`: the configuration's `board_photo_budget_mib`).
+    pub async fn photo_budget_mib(&self) -> Result<Option<u64>, BoardError> {
+        self.store
+            .read(|c| {
+                let raw: Option<Vec<u8>> = c
+                    .query_row(
+                        "SELECT value FROM settings WHERE key = 'board.photo_budget_mib'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                Ok(raw
+                    .and_then(|r| String::from_utf8(r).ok())
+                    .and_then(|t| t.parse().ok()))
+            })
+            .await
+    }
+
+    /// Sets the daily photo budget per peer (MiB; 0 carries no photos).
+    pub async fn set_photo_budget_mib(&self, mib: u64) -> Result<(), BoardError> {
+        if mib > MAX_PHOTO_BUDGET_MIB {
+            return Err(BoardError::Invalid(format!(
+                "The photo budget is 0 to {MAX_PHOTO_BUDGET_MIB} MiB a day."
+            )));
+        }
+        self.moderate(move |tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO settings (key, value) VALUES ('board.photo_budget_mib', ?1)",
+                [mib.to_string().into_bytes()],
+            )?;
+            log_action(tx, "photo budget per peer", &format!("{mib} MiB a day"))?;
             Ok(None)
         })
         .await

@@ -15,6 +15,7 @@
 //! layers, bottom up, are listed in README.md).
 
 mod blocking;
+mod board_link;
 pub mod boards;
 pub mod client;
 mod error;

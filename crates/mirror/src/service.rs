@@ -115,7 +115,7 @@ pub(crate) struct Inner {
     /// the web layer has made it.
     pub board: std::sync::OnceLock<hearth_board::Board>,
     /// Per peer: shared-board traffic, refusals and the rate window.
-    pub board_links: Mutex<HashMap<DeviceId, crate::boards::Link>>,
+    pub board_links: Mutex<HashMap<DeviceId, crate::board_link::Link>>,
     /// Peers that poked us (they have new events); the pull loop's wake-up.
     pub board_poked: Mutex<std::collections::HashSet<DeviceId>>,
     pub board_wake: tokio::sync::Notify,

@@ -1,4 +1,4 @@
-//! This Hearth's side of sharing: which boards are shared, the events for
+//! This Hearth's side of sharing: which boards are shared (read), the events for
 //! its own posts and retractions (made in the transaction that makes the
 //! post, so a post on a shared board and its event exist together or not
 //! at all), and answering a peer's "what do you have after my cursors".
@@ -159,46 +159,6 @@ impl Board {
         self.share_wake.notified().await;
     }
 
-    /// Shares board `id` with paired Hearths, or stops. Only posts made
-    /// while a board is shared travel: what people said before was said
-    /// to this hotspot only.
-    pub async fn set_shared(&self, id: i64, shared: bool) -> Result<(), BoardError> {
-        if shared && self.origin().is_none() {
-            return Err(BoardError::Invalid(
-                "This Hearth has no device identity yet, so it cannot share boards.".into(),
-            ));
-        }
-        self.moderate(move |tx| {
-            let name: String = tx
-                .query_row("SELECT name FROM board_boards WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })
-                .optional()?
-                .ok_or(BoardError::NotFound)?;
-            if shared {
-                tx.execute(
-                    "INSERT OR IGNORE INTO board_shared (board_id) VALUES (?1)",
-                    [id],
-                )?;
-            } else {
-                tx.execute("DELETE FROM board_shared WHERE board_id = ?1", [id])?;
-            }
-            crate::moderation::log_action(
-                tx,
-                if shared {
-                    "share board"
-                } else {
-                    "stop sharing board"
-                },
-                &name,
-            )?;
-            Ok(None)
-        })
-        .await?;
-        self.share_wake.notify_one();
-        Ok(())
-    }
-
     /// The ids of the boards shared with peers.
     pub async fn shared_ids(&self) -> Result<Vec<i64>, BoardError> {
         self.store
@@ -226,30 +186,6 @@ impl Board {
                 Ok(rows)
             })
             .await
-    }
-
-    /// Creates board `name` if there is none, and shares it: accepting a
-    /// board a peer offers.
-    pub async fn accept_shared(&self, name: &str) -> Result<(), BoardError> {
-        let wanted = name.to_string();
-        let existing = self
-            .store
-            .read(move |c| {
-                Ok::<_, BoardError>(
-                    c.query_row(
-                        "SELECT id FROM board_boards WHERE name = ?1",
-                        [wanted],
-                        |r| r.get::<_, i64>(0),
-                    )
-                    .optional()?,
-                )
-            })
-            .await?;
-        let id = match existing {
-            Some(id) => id,
-            None => self.create_board(name).await?,
-        };
-        self.set_shared(id, true).await
     }
 
     /// Our cursors on shared board `name`: the highest seq held per origin.

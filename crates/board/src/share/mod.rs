@@ -12,8 +12,11 @@
 //! appliance gives it ([`Origin::sign`]), checks signatures before it calls
 //! [`crate::Board::ingest`], and carries events over the pinned channel.
 //!
-//! - `local`: events for this Hearth's own posts and retractions, sharing a
-//!   board, cursors and answering a peer's "what do you have after".
+//! - `local`: events for this Hearth's own posts and retractions, which
+//!   boards are shared, cursors, and answering a peer's "what do you have
+//!   after". Turning sharing on and off, accepting an offered board and the
+//!   photo budget are the admin's tools, in `moderation`, which uses this
+//!   module (never the other way round).
 //! - `ingest`: checking and storing a peer's batch, in one transaction.
 //! - `photos`: a shared post's photo, served to peers and attached when it
 //!   arrives (checked and re-encoded like an upload), or marked not carried.

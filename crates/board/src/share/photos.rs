@@ -13,47 +13,7 @@ use hearth_store::rusqlite::{OptionalExtension, params};
 
 use crate::{Board, error::BoardError, photo, rows::load_post, share::shared_id};
 
-/// Most MiB a day the admin may let each peer's photos take.
-pub const MAX_PHOTO_BUDGET_MIB: u64 = 10_000;
-
 impl Board {
-    /// The admin's daily photo budget per peer, in MiB, when set on the
-    /// Board page (`None`: the configuration's `board_photo_budget_mib`).
-    pub async fn photo_budget_mib(&self) -> Result<Option<u64>, BoardError> {
-        self.store
-            .read(|c| {
-                let raw: Option<Vec<u8>> = c
-                    .query_row(
-                        "SELECT value FROM settings WHERE key = 'board.photo_budget_mib'",
-                        [],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                Ok(raw
-                    .and_then(|r| String::from_utf8(r).ok())
-                    .and_then(|t| t.parse().ok()))
-            })
-            .await
-    }
-
-    /// Sets the daily photo budget per peer (MiB; 0 carries no photos).
-    pub async fn set_photo_budget_mib(&self, mib: u64) -> Result<(), BoardError> {
-        if mib > MAX_PHOTO_BUDGET_MIB {
-            return Err(BoardError::Invalid(format!(
-                "The photo budget is 0 to {MAX_PHOTO_BUDGET_MIB} MiB a day."
-            )));
-        }
-        self.moderate(move |tx| {
-            tx.execute(
-                "INSERT OR REPLACE INTO settings (key, value) VALUES ('board.photo_budget_mib', ?1)",
-                [mib.to_string().into_bytes()],
-            )?;
-            crate::moderation::log_action(tx, "photo budget per peer", &format!("{mib} MiB a day"))?;
-            Ok(None)
-        })
-        .await
-    }
-
     /// The photo file of post `(origin, seq)` on shared board `board`, to
     /// send to a peer; `None` when that post has no photo here.
     pub async fn shared_photo(
