@@ -30,6 +30,16 @@ pub(crate) async fn share(c: &mut Client) {
     assert_eq!(r.status, 303, "{}", r.body);
 }
 
+/// Two devices in namespaces, paired, both sharing General.
+pub(crate) async fn two_sharing() -> (Device, Device, Link, Client, Client) {
+    let (mut a, mut b) = (Device::new("Alpha", CONFIG), Device::new("Beta", CONFIG));
+    let (link, mut ca, mut cb) = start_both(&mut a, &mut b).await;
+    pair_and_confirm((&a, &b), (&mut ca, &mut cb), ("1", "1")).await;
+    share(&mut ca).await;
+    share(&mut cb).await;
+    (a, b, link, ca, cb)
+}
+
 /// The admin posts on board 1 (no flood control for the admin); returns
 /// the post's id on this device.
 async fn say(c: &mut Client, body: &str, parent: Option<i64>) -> i64 {
@@ -207,11 +217,7 @@ async fn a_shared_board_is_live_on_both_devices_and_replies_come_back() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn partitions_and_kill_9_mid_exchange_converge_to_the_same_order() {
-    let (mut a, mut b) = (Device::new("Alpha", CONFIG), Device::new("Beta", CONFIG));
-    let (link, mut ca, mut cb) = start_both(&mut a, &mut b).await;
-    pair_and_confirm((&a, &b), (&mut ca, &mut cb), ("1", "1")).await;
-    share(&mut ca).await;
-    share(&mut cb).await;
+    let (mut a, mut b, link, mut ca, mut cb) = two_sharing().await;
 
     // Apart: 20 posts on each side, then the link comes back.
     link.set_up(&a.ns, false);

@@ -85,22 +85,7 @@ async fn posts_appear_live_in_another_browser_within_a_second() {
 /// other without a reload, marked with the Hearth it came from.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shared_board_shows_the_other_devices_posts_live_in_chromium() {
-    use crate::mirror::{pair_and_confirm, start_both};
-    use crate::netns::Device;
-    let config = "board_pull_secs = 1\n";
-    let (mut ha, mut hb) = (Device::new("Alpha", config), Device::new("Beta", config));
-    let (_link, mut ca, mut cb) = start_both(&mut ha, &mut hb).await;
-    pair_and_confirm((&ha, &hb), (&mut ca, &mut cb), ("1", "1")).await;
-    for c in [&mut ca, &mut cb] {
-        let r = c
-            .submit(
-                "/admin/board",
-                "/admin/board/boards/1/share",
-                &[("on", "1")],
-            )
-            .await;
-        assert_eq!(r.status, 303, "{}", r.body);
-    }
+    let (ha, hb, _link, _ca, _cb) = crate::board_share::two_sharing().await;
     let driver = Driver::start();
     let a = driver.browser(360, 780).await;
     let b = driver.browser(360, 780).await;
