@@ -69,12 +69,9 @@ fn enabled() -> bool {
 
 /// Runs `f`, adding its time to `stage` when timing is on.
 pub(crate) fn time<T>(stage: Stage, f: impl FnOnce() -> T) -> T {
-    if !enabled() {
-        return f();
-    }
-    let started = Instant::now();
+    let timer = Timer::start(stage);
     let out = f();
-    NANOS[stage as usize].fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    timer.stop();
     out
 }
 

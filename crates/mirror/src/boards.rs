@@ -1,7 +1,8 @@
 //! Shared boards between peers, the asker's side (docs/board-replication.md):
 //! signing this Hearth's events, pulling each peer's events on the boards
 //! both share, checking every signature against the origin's certificate
-//! before the board crate checks the rest, and telling peers when there is
+//! ([`verify`], which the board crate calls for each event as it checks the
+//! rest, before storing anything), and telling peers when there is
 //! something new (a poke, after which they pull at once).
 //!
 //! A peer that sends something malformed or forged is refused for an hour
@@ -9,7 +10,7 @@
 //! each peer's events are accepted at most [`PER_MINUTE`] a minute.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     time::{Duration, Instant},
 };
 
@@ -23,7 +24,7 @@ use crate::{
     client::{self, Conn, full},
     error::MirrorError,
     identity::{DeviceId, Identity},
-    peers::{Peer, PeerState},
+    peers::Peer,
     protocol::{MAX_BOARD_REPLY, SharedBoards, Since, SinceReply},
     service::Mirror,
 };
@@ -45,25 +46,24 @@ pub fn origin(id: &Identity, name: &str) -> Result<Origin, MirrorError> {
     })
 }
 
-/// Checks that `sig` (hex) is `origin`'s signature over `body`, by the key
-/// in `cert`, and that `cert` is `origin`'s (its SHA-256 is the ID).
-pub fn verify(origin: &str, cert: &[u8], body: &str, sig: &str) -> Result<(), String> {
+/// Checks that `sig` is `origin`'s signature over `body`, by the key in
+/// `cert` (the certificate sent with the batch), and that `cert` is
+/// `origin`'s (its SHA-256 is the ID). What [`Board::ingest`] calls for
+/// each event.
+pub fn verify(origin: &str, cert: Option<&[u8]>, body: &str, sig: &[u8]) -> Result<(), String> {
+    let short = &origin[..origin.len().min(8)];
+    let cert = cert.ok_or("an event came without its origin's certificate")?;
     if DeviceId::of_cert(cert).to_hex() != origin {
         return Err(format!(
-            "the certificate sent for Hearth {} is not its own",
-            &origin[..origin.len().min(8)]
+            "the certificate sent for Hearth {short} is not its own"
         ));
     }
-    let sig = hex::decode(sig).map_err(|_| "a signature is not hex".to_string())?;
     let der = CertificateDer::from(cert);
     let ee = webpki::EndEntityCert::try_from(&der)
         .map_err(|e| format!("a certificate cannot be read: {e:?}"))?;
-    ee.verify_signature(webpki::ring::ED25519, body.as_bytes(), &sig)
+    ee.verify_signature(webpki::ring::ED25519, body.as_bytes(), sig)
         .map_err(|_| {
-            format!(
-                "an event from Hearth {} has a wrong signature: refused as a forgery",
-                &origin[..origin.len().min(8)]
-            )
+            format!("an event from Hearth {short} has a wrong signature: refused as a forgery")
         })
 }
 
@@ -79,11 +79,9 @@ pub(crate) async fn run(m: Mirror) {
         if all {
             next_all = Instant::now() + m.0.settings.board_every;
         }
-        let poked: BTreeSet<DeviceId> = std::mem::take(&mut *lock(&m.0.board_poked))
-            .into_iter()
-            .collect();
+        let poked = std::mem::take(&mut *lock(&m.0.board_poked));
         let Ok(peers) = m.peers().await else { continue };
-        for p in peers.iter().filter(|p| linked(p)) {
+        for p in peers.iter().filter(|p| p.linked()) {
             if all || poked.contains(&p.device) {
                 m.pull_boards(p).await;
             }
@@ -100,10 +98,6 @@ pub(crate) async fn announce(m: Mirror) {
         board.shared_changed().await;
         m.poke_peers(None);
     }
-}
-
-fn linked(p: &Peer) -> bool {
-    p.state == PeerState::Confirmed && !p.address.is_empty()
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -131,10 +125,7 @@ impl Mirror {
 
     /// One peer's shared-board figures.
     pub fn board_link(&self, peer: DeviceId) -> Link {
-        let mut links = lock(&self.0.board_links);
-        let l = links.entry(peer).or_default();
-        l.roll();
-        l.clone()
+        self.with_link(peer, |l| l.clone())
     }
 
     /// Accepts a refused peer's events again, now (the admin's "Try again").
@@ -143,8 +134,7 @@ impl Mirror {
             l.refused = None;
             l.refused_until = None;
         });
-        lock(&self.0.board_poked).insert(peer);
-        self.0.board_wake.notify_one();
+        self.poked(peer);
     }
 
     /// Boards peers share that this Hearth does not: name and peer names.
@@ -176,7 +166,7 @@ impl Mirror {
             let Ok(peers) = m.peers().await else { return };
             for p in peers
                 .into_iter()
-                .filter(|p| linked(p) && Some(p.device) != except)
+                .filter(|p| p.linked() && Some(p.device) != except)
             {
                 let m = m.clone();
                 tokio::spawn(async move {
@@ -253,7 +243,7 @@ impl Mirror {
                 let reply: SinceReply = ask_json(&mut conn, &ask).await?;
                 let (events, certs, more) = check_reply(reply, limit)?;
                 let count = events.len();
-                let got = match board.ingest(&peer_hex, name, events, certs).await {
+                let got = match board.ingest(&peer_hex, name, events, certs, verify).await {
                     Ok(got) => got,
                     Err(hearth_board::BoardError::Invalid(why)) => return Err(Pull::Refuse(why)),
                     Err(e) => return Err(other(e)),
@@ -275,9 +265,7 @@ impl Mirror {
         }
         Ok(())
     }
-}
 
-impl Mirror {
     /// Fetches the photos of posts that just arrived from `peer`, within
     /// its daily budget; each that does not come is marked "not carried".
     async fn fetch_photos(
@@ -380,7 +368,9 @@ async fn ask_json(conn: &mut Conn, ask: &Since) -> Result<SinceReply, Pull> {
 
 type Checked = (Vec<WireEvent>, BTreeMap<String, Vec<u8>>, bool);
 
-/// The reply's size and every signature, before the board sees any of it.
+/// The reply's size, and its certificates decoded; each event's signature
+/// is checked by [`Board::ingest`] through [`verify`], which parses each
+/// event once, before anything is stored.
 fn check_reply(reply: SinceReply, limit: usize) -> Result<Checked, Pull> {
     if reply.events.len() > limit {
         return Err(Pull::Refuse(format!(
@@ -394,13 +384,6 @@ fn check_reply(reply: SinceReply, limit: usize) -> Result<Checked, Pull> {
             hex::decode(hex_cert).map_err(|_| Pull::Refuse("a certificate is not hex".into()))?;
         certs.insert(origin.clone(), der);
     }
-    for e in &reply.events {
-        let body = e.parse().map_err(|e| Pull::Refuse(e.to_string()))?;
-        let cert = certs
-            .get(&body.origin)
-            .ok_or_else(|| Pull::Refuse("an event came without its origin's certificate".into()))?;
-        verify(&body.origin, cert, &e.body, &e.sig).map_err(Pull::Refuse)?;
-    }
     Ok((reply.events, certs, reply.more))
 }
 
@@ -413,27 +396,33 @@ mod tests {
         let (a, b) = (Identity::generate().unwrap(), Identity::generate().unwrap());
         let signer = origin(&a, "A").unwrap();
         let body = r#"{"v":1,"board":"General"}"#;
-        let sig = hex::encode((signer.sign)(body.as_bytes()));
+        let sig = (signer.sign)(body.as_bytes());
         let hex_a = a.id.to_hex();
-        assert_eq!(verify(&hex_a, &a.cert_der, body, &sig), Ok(()));
+        let (cert_a, cert_b) = (Some(a.cert_der.as_slice()), Some(b.cert_der.as_slice()));
+        assert_eq!(verify(&hex_a, cert_a, body, &sig), Ok(()));
         let tampered = body.replace("General", "Genera1");
         assert!(
-            verify(&hex_a, &a.cert_der, &tampered, &sig)
+            verify(&hex_a, cert_a, &tampered, &sig)
                 .unwrap_err()
                 .contains("forgery")
         );
         // B's certificate passed off as A's, and B's key signing as A.
         assert!(
-            verify(&hex_a, &b.cert_der, body, &sig)
+            verify(&hex_a, cert_b, body, &sig)
                 .unwrap_err()
                 .contains("not its own")
         );
-        let by_b = hex::encode((origin(&b, "B").unwrap().sign)(body.as_bytes()));
+        let by_b = (origin(&b, "B").unwrap().sign)(body.as_bytes());
         assert!(
-            verify(&hex_a, &a.cert_der, body, &by_b)
+            verify(&hex_a, cert_a, body, &by_b)
                 .unwrap_err()
                 .contains("forgery")
         );
-        assert!(verify(&hex_a, &a.cert_der, body, "zz").is_err());
+        assert!(verify(&hex_a, cert_a, body, b"zz").is_err());
+        assert!(
+            verify(&hex_a, None, body, &sig)
+                .unwrap_err()
+                .contains("without")
+        );
     }
 }

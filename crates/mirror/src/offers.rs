@@ -25,7 +25,7 @@ use crate::{
     client::{self, Conn, full},
     error::MirrorError,
     identity::DeviceId,
-    peers::{Peer, PeerState},
+    peers::Peer,
     protocol::{MAX_OFFER, Offer},
     service::{Mirror, UpdateOffer},
 };
@@ -56,7 +56,7 @@ impl Mirror {
             match m.peers().await {
                 Ok(peers) => {
                     m.forget_offers_except(&peers);
-                    for p in peers.iter().filter(|p| asked(p)) {
+                    for p in peers.iter().filter(|p| p.linked()) {
                         m.check_offer(p).await;
                     }
                 }
@@ -68,7 +68,7 @@ impl Mirror {
     /// Drops the offers of devices that are no longer confirmed peers.
     pub(crate) fn forget_offers_except(&self, peers: &[Peer]) {
         self.offers()
-            .retain(|id, _| peers.iter().any(|p| p.device == *id && asked(p)));
+            .retain(|id, _| peers.iter().any(|p| p.device == *id && p.linked()));
     }
 
     /// Asks `p` for its offer and keeps the verdict for the dashboard. A
@@ -172,7 +172,7 @@ impl Mirror {
         updates: &Updates,
     ) -> Result<Staged, MirrorError> {
         let p =
-            self.peer(peer).await?.filter(asked).ok_or_else(|| {
+            self.peer(peer).await?.filter(Peer::linked).ok_or_else(|| {
                 MirrorError::Invalid("That device is not a confirmed peer.".into())
             })?;
         let mut conn = client::connect(&self.0.id, &p.address, Some(peer)).await?;
@@ -236,11 +236,6 @@ impl Mirror {
             }
         }
     }
-}
-
-/// Peers asked for updates: confirmed ones with an address.
-fn asked(p: &Peer) -> bool {
-    p.state == PeerState::Confirmed && !p.address.is_empty()
 }
 
 /// `GET /v1/update/offer`; `None` when the peer has none (or predates it).

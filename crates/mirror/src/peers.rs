@@ -41,6 +41,14 @@ pub struct Peer {
     pub last_proof: Option<(i64, u64, u64, String)>,
 }
 
+impl Peer {
+    /// Confirmed by this device's admin and with an address to dial: a
+    /// peer the owner's loops (mirroring, offers, shared boards) talk to.
+    pub(crate) fn linked(&self) -> bool {
+        self.state == PeerState::Confirmed && !self.address.is_empty()
+    }
+}
+
 /// Each peer with the bytes held each way and its latest proof of storage.
 const PEER_SELECT: &str = "SELECT p.device, p.name, p.address, p.state, p.quota, p.replaces,
      p.last_seen, p.last_error,

@@ -27,7 +27,7 @@ use crate::{
     error::MirrorError,
     identity::DeviceId,
     pairing::{self, Joiner},
-    peers::{Peer, PeerState},
+    peers::Peer,
     pool::PIECE,
     protocol::{
         Hello, META_FILES, Names, PROTOCOL, PairConfirm, PairReply, PairRequest, Received,
@@ -60,10 +60,7 @@ pub(crate) async fn run(m: Mirror) {
                 continue;
             }
         };
-        for p in peers
-            .iter()
-            .filter(|p| p.state == PeerState::Confirmed && !p.address.is_empty())
-        {
+        for p in peers.iter().filter(|p| p.linked()) {
             m.update_progress(p.device, |pr| {
                 pr.running = true;
                 pr.sent_bytes = 0;

@@ -45,6 +45,11 @@ pub(crate) fn issue(state: &AppState, jar: CookieJar) -> Result<(CookieJar, Stri
     Ok((jar.add(cookie), token))
 }
 
+/// The form of a button: nothing but the CSRF token, which [`CsrfForm`]
+/// checks and removes.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Empty {}
+
 /// A urlencoded form whose `csrf` field has been checked against the
 /// browser's CSRF cookie.
 #[derive(Debug)]

@@ -12,9 +12,13 @@ use axum::{
 };
 use axum_extra::extract::cookie::CookieJar;
 use hearth_net::captive;
-use serde::Deserialize;
 
-use crate::{AppState, Peer, WebError, csrf::CsrfForm, error::render, pages::ContinuePage};
+use crate::{
+    AppState, Peer, WebError,
+    csrf::{CsrfForm, Empty},
+    error::render,
+    pages::ContinuePage,
+};
 
 fn found(location: &str) -> Response {
     let mut r = StatusCode::FOUND.into_response();
@@ -48,9 +52,6 @@ pub(crate) async fn captive(
     }
     next.run(req).await
 }
-
-#[derive(Deserialize)]
-pub(crate) struct Empty {}
 
 /// "Continue": from now on this client's probes succeed, so its portal
 /// window can close and its normal browser works on this network.

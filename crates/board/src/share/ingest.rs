@@ -1,8 +1,9 @@
 //! Storing a peer's batch of events. Everything a peer sends is untrusted:
-//! the caller (the peer layer) has checked each signature against its
-//! origin's certificate; this checks everything else (format, sizes, the
-//! board, every origin's numbering) before it writes anything, then stores
-//! the whole batch in one transaction or nothing.
+//! each event is parsed once, its fields checked here, its signature
+//! checked against its origin's certificate by the peer layer's `verify`
+//! (this crate does no cryptography), and every origin's numbering checked,
+//! all before anything is written; then the whole batch is stored in one
+//! transaction, or nothing.
 //!
 //! Order of the checks and why:
 //! - an event under an `(origin, seq)` we hold must be byte-identical to
@@ -119,15 +120,18 @@ fn check(e: &EventBody, board: &str) -> Result<(), BoardError> {
 
 impl Board {
     /// Stores a batch a peer (`via`, hex device ID) sent for shared board
-    /// `board`, each event's signature already checked against `certs`.
-    /// Refuses the whole batch, storing nothing, when any event is
-    /// malformed, forged or out of order.
+    /// `board`. Each event is parsed once, its fields checked, and its
+    /// signature checked by `verify` (the peer layer's cryptography: origin,
+    /// that origin's certificate from `certs` if sent, the signed text and
+    /// the signature) before anything is written. Refuses the whole batch,
+    /// storing nothing, when any event is malformed, forged or out of order.
     pub async fn ingest(
         &self,
         via: &str,
         board: &str,
         events: Vec<WireEvent>,
         certs: BTreeMap<String, Vec<u8>>,
+        verify: impl Fn(&str, Option<&[u8]>, &str, &[u8]) -> Result<(), String>,
     ) -> Result<Ingested, BoardError> {
         let mut parsed = Vec::with_capacity(events.len());
         for w in events {
@@ -135,6 +139,8 @@ impl Board {
             check(&body, board)?;
             let sig = hex::decode(&w.sig)
                 .map_err(|_| BoardError::Invalid("an event's signature is not hex".into()))?;
+            let cert = certs.get(&body.origin).map(Vec::as_slice);
+            verify(&body.origin, cert, &w.body, &sig).map_err(BoardError::Invalid)?;
             parsed.push((body, w.body, sig));
         }
         let (via, board) = (via.to_string(), board.to_string());

@@ -59,20 +59,14 @@ pub(crate) fn post_event(
         }
         None => None,
     };
+    let seq = next_seq(c, &origin.id, post.board_id)?;
     let body = EventBody {
-        v: EVENT_VERSION,
-        board,
-        origin: origin.id.clone(),
-        seq: next_seq(c, &origin.id, post.board_id)?,
-        hlc: post.hlc,
-        from: origin.name.clone(),
-        kind: EventKind::Post,
         parent,
         nick: post.nick.to_string(),
         admin: post.admin,
         text: post.text.to_string(),
         photo: post.photo.clone(),
-        target: None,
+        ..own_event(origin, board, seq, post.hlc, EventKind::Post)
     };
     store_own(c, origin, &body)?;
     Ok(Some(body.seq))
@@ -108,22 +102,37 @@ pub(crate) fn retract_event(
         |r| r.get(0),
     )?;
     let body = EventBody {
+        target: Some(seq as u64),
+        ..own_event(
+            origin,
+            board,
+            next_seq(c, &origin.id, board_id)?,
+            crate::share::next_hlc(c)?,
+            EventKind::Retract,
+        )
+    };
+    store_own(c, origin, &body)?;
+    Ok(true)
+}
+
+/// An event of this Hearth's with the fields every kind has; the caller
+/// fills in its kind's own.
+fn own_event(origin: &Origin, board: String, seq: u64, hlc: i64, kind: EventKind) -> EventBody {
+    EventBody {
         v: EVENT_VERSION,
         board,
         origin: origin.id.clone(),
-        seq: next_seq(c, &origin.id, board_id)?,
-        hlc: crate::share::next_hlc(c)?,
+        seq,
+        hlc,
         from: origin.name.clone(),
-        kind: EventKind::Retract,
+        kind,
         parent: None,
         nick: String::new(),
         admin: false,
         text: String::new(),
         photo: None,
-        target: Some(seq as u64),
-    };
-    store_own(c, origin, &body)?;
-    Ok(true)
+        target: None,
+    }
 }
 
 fn next_seq(c: &Connection, origin: &str, board_id: i64) -> Result<u64, BoardError> {

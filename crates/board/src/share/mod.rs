@@ -8,9 +8,10 @@
 //! certificate: the events are self-certifying, whoever carries them.
 //!
 //! This crate owns the event format, the order and what is shown; it does
-//! no cryptography. The peer layer (hearth-mirror) signs with the key the
-//! appliance gives it ([`Origin::sign`]), checks signatures before it calls
-//! [`crate::Board::ingest`], and carries events over the pinned channel.
+//! no cryptography. The peer layer (hearth-mirror) signs with the key it
+//! gives the board ([`Origin::sign`]), hands [`crate::Board::ingest`] the
+//! function that checks a signature against the origin's certificate, and
+//! carries events over the pinned channel.
 //!
 //! - `local`: events for this Hearth's own posts and retractions, which
 //!   boards are shared, cursors, and answering a peer's "what do you have

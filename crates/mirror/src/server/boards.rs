@@ -5,6 +5,7 @@
 use axum::{Extension, Json, body::Bytes, extract::State, http::StatusCode};
 
 use crate::{
+    error::MirrorError,
     protocol::{MAX_BOARD_ASK, PhotoAsk, SharedBoards, Since, SinceReply},
     server::access::{ApiError, PeerCert, bad, confirmed},
     service::Mirror,
@@ -19,9 +20,9 @@ fn board_of(m: &Mirror) -> Result<&hearth_board::Board, ApiError> {
     })
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    log::error!("board server: {e}");
-    ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+/// Our own failure: logged, and "internal error" to the peer.
+fn internal(e: hearth_board::BoardError) -> ApiError {
+    ApiError::from(MirrorError::Internal(format!("board: {e}")))
 }
 
 /// `GET /v1/board/boards`.

@@ -14,11 +14,11 @@ use serde::Deserialize;
 
 use crate::{
     AppState, WebError,
+    csrf::Empty,
     csrf::{CsrfForm, issue},
     error::render,
     format::{bytes, human_duration},
     pages::DashboardPage,
-    routes::peers::Empty,
     session::Admin,
 };
 

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::{
     AppState, WebError,
-    csrf::{CsrfForm, issue},
+    csrf::{CsrfForm, Empty, issue},
     error::render,
     format::{bytes, when},
     pages::{BackupsPage, SnapshotRow},
@@ -233,9 +233,6 @@ pub(crate) async fn remove_source(
     state.jobs.reload();
     Ok(Redirect::to("/admin/backups?done=removed").into_response())
 }
-
-#[derive(Deserialize)]
-pub(crate) struct Empty {}
 
 pub(crate) async fn run_now(
     _admin: Admin,

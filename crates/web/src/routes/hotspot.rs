@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::{
     AppState, WebError,
-    csrf::{CsrfForm, issue},
+    csrf::{CsrfForm, Empty, issue},
     error::render,
     pages::HotspotPage,
     session::Admin,
@@ -104,9 +104,6 @@ pub(crate) async fn change(
         Err(e) => page(&state, jar, StatusCode::BAD_GATEWAY, Some(e.to_string())).await,
     }
 }
-
-#[derive(Deserialize)]
-pub(crate) struct Empty {}
 
 pub(crate) async fn keep(
     _admin: Admin,

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::{
     AppState, WebError,
-    csrf::{CsrfForm, issue},
+    csrf::{CsrfForm, Empty, issue},
     error::render,
     format::when,
     pages::{BoardAdminPage, ModPost, render_post},
@@ -227,9 +227,6 @@ pub(crate) async fn accept(
     state.board.accept_shared(&f.name).await?;
     Ok(done())
 }
-
-#[derive(Deserialize)]
-pub(crate) struct Empty {}
 
 pub(crate) async fn delete(
     _admin: Admin,

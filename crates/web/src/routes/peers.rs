@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::{
     AppState, Peer as Client, WebError,
-    csrf::{CsrfForm, issue},
+    csrf::{CsrfForm, Empty, issue},
     error::render,
     format::{bytes, percent},
     pages::{PeerRow, PeersPage},
@@ -188,9 +188,6 @@ pub(crate) async fn show(
 ) -> Result<Response, WebError> {
     page(&state, jar, &client, q, None).await
 }
-
-#[derive(Deserialize)]
-pub(crate) struct Empty {}
 
 pub(crate) async fn new_code(
     _admin: Admin,

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::{
     AppState, WebError,
-    csrf::{CsrfForm, issue},
+    csrf::{CsrfForm, Empty, issue},
     error::render,
     pages::{LoginPage, SetupPage},
     session::{self, SESSION_COOKIE},
@@ -27,10 +27,6 @@ pub(crate) struct SetupForm {
 pub(crate) struct LoginForm {
     password: String,
 }
-
-/// Nothing but the CSRF token.
-#[derive(Deserialize)]
-pub(crate) struct Empty {}
 
 pub(crate) async fn setup_page(
     State(state): State<AppState>,

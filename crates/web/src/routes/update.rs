@@ -23,12 +23,11 @@ use axum::{
 };
 use axum_extra::extract::cookie::CookieJar;
 use hearth_update::{Accept, Progress, UpdateError};
-use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
 use crate::{
     AppState, WebError,
-    csrf::{CsrfForm, forged, issue, verify_token},
+    csrf::{CsrfForm, Empty, forged, issue, verify_token},
     error::render,
     format::when,
     pages::{LastUpdate, StagedUpdate, UpdatePage},
@@ -358,9 +357,6 @@ fn refusal(e: &UpdateError) -> WebError {
         WebError::Internal(e.to_string())
     }
 }
-
-#[derive(Deserialize)]
-pub(crate) struct Empty {}
 
 /// "Install": switches to the staged update and restarts into it.
 pub(crate) async fn install(
