@@ -381,7 +381,10 @@ fn sampled_verify_rotates_through_every_pack() {
     let lab = Lab::new();
     let src = lab.path("src");
     fs::create_dir(&src).unwrap();
-    fs::write(src.join("big.bin"), noise(40 << 20, 5)).unwrap();
+    // A pack closes once it holds 16 MiB, so it holds less than 16 MiB plus
+    // one 8 MiB chunk: two packs take under 48 MiB, and 52 MiB of noise
+    // always makes at least three, wherever the keyed chunker cuts.
+    fs::write(src.join("big.bin"), noise(52 << 20, 5)).unwrap();
     lab.ok(&["run", src.to_str().unwrap()]);
     let packs: usize = lab
         .sql("SELECT count(*) FROM backup_packs")
