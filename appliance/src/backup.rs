@@ -9,7 +9,7 @@ use hearth_jobs::Paths;
 
 use crate::{
     Failure,
-    cli::{BackupArgs, BackupCommand, KeyCommand},
+    cli::{BackupArgs, BackupCommand, KeyCommand, Where},
 };
 
 /// The repository, key and database under the data directory (created if
@@ -100,6 +100,17 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
             if let Some(stages) = hearth_backup::stages::report() {
                 eprint!("{stages}");
             }
+            // The backup is done and safe here; a target that cannot take
+            // it now gets it later (the server retries), so that is a
+            // warning, not a failed backup.
+            if let Err(e) = crate::target::upload(&p, config, false) {
+                let why = match e {
+                    Failure::BadInput(m) => m,
+                    Failure::Runtime(e) => format!("{e:#}"),
+                    Failure::Restart => String::new(),
+                };
+                eprintln!("warning: the backup is safe on this device; uploading it is left for later: {why}");
+            }
         }
         BackupCommand::List => {
             let snaps = open()?.snapshots()?;
@@ -172,12 +183,19 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
                 )));
             }
         }
-        BackupCommand::Verify { read_data, sample } => {
+        BackupCommand::Verify {
+            target,
+            read_data,
+            sample,
+        } => {
             let mode = match (read_data, sample) {
                 (true, _) => VerifyMode::ReadData,
                 (_, Some(pct)) => VerifyMode::Sample(pct),
                 _ => VerifyMode::Structure,
             };
+            if target == Where::S3 {
+                return crate::target::verify(&p, mode, args.json);
+            }
             let report = open()?.verify(mode)?;
             if args.json {
                 println!("{}", serde_json::to_string(&report).unwrap_or_default());
@@ -258,7 +276,18 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
         BackupCommand::RepairIndex {
             recover_key,
             passphrase_file,
+            from,
+            repo_id,
         } => {
+            if from == Where::S3 {
+                if !recover_key {
+                    return Err(Failure::BadInput(
+                        "recovery from the S3 target needs --recover-key (and the recovery passphrase)"
+                            .into(),
+                    ));
+                }
+                crate::target::download(&p, repo_id.as_deref())?;
+            }
             let repo = if recover_key {
                 let passphrase = read_passphrase(passphrase_file)?;
                 Repo::recover_key(&p.repo, &p.key, &p.db, &passphrase)?
@@ -266,6 +295,9 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
                 open()?
             };
             let report = repo.repair_index()?;
+            if from == Where::S3 {
+                crate::target::adopt(&repo)?;
+            }
             if args.json {
                 println!("{}", serde_json::to_string(&report).unwrap_or_default());
             } else {
@@ -284,6 +316,7 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
                 )));
             }
         }
+        BackupCommand::Target(command) => crate::target::run(&p, config, command, args.json)?,
         BackupCommand::Key(KeyCommand::Export) => {
             use age::secrecy::ExposeSecret;
             print!("{}", open()?.keys().to_identity_file().expose_secret());

@@ -89,6 +89,9 @@ pub enum BackupCommand {
     },
     /// Check the repository: pack presence, or every byte with --read-data.
     Verify {
+        /// What to check: this device's packs, or the S3 target's copy.
+        #[arg(long, value_enum, default_value = "local")]
+        target: Where,
         /// Decrypt every pack and check every chunk's hash.
         #[arg(long, conflicts_with = "sample")]
         read_data: bool,
@@ -126,10 +129,56 @@ pub enum BackupCommand {
         recover_key: bool,
         #[arg(long, value_name = "FILE", requires = "recover_key")]
         passphrase_file: Option<PathBuf>,
+        /// Download the packs from the S3 target first (disaster recovery:
+        /// set the target with 'hearth backup target set', then this).
+        #[arg(long, value_enum, default_value = "local")]
+        from: Where,
+        /// Which repository in the bucket, when it holds several.
+        #[arg(long, value_name = "ID", requires = "from")]
+        repo_id: Option<String>,
     },
+    /// The S3 target: a copy of every pack in a bucket (Garage, or any S3
+    /// service).
+    #[command(subcommand)]
+    Target(TargetCommand),
     /// Key management.
     #[command(subcommand)]
     Key(KeyCommand),
+}
+
+/// Which copy of the repository a command works on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Where {
+    Local,
+    S3,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TargetCommand {
+    /// Save the S3 target, after testing it (nothing is saved if the test
+    /// fails). The secret key is read from FILE or stdin, never a flag.
+    Set {
+        /// http://host:port or https://host (a LAN Garage: http://HOST:3900).
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long, default_value = "garage")]
+        region: String,
+        #[arg(long)]
+        bucket: String,
+        #[arg(long, value_name = "ID")]
+        access_key: String,
+        /// Read the secret key from FILE (first line) instead of stdin.
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<PathBuf>,
+    },
+    /// Show the target (never the secret) and where its uploads stand.
+    Show,
+    /// Test the saved target: write, read back and delete a small object.
+    Test,
+    /// Forget the target and its secret here; the bucket is left as it is.
+    Clear,
+    /// Upload every pack the target does not have yet, now.
+    Upload,
 }
 
 #[derive(Debug, Subcommand)]

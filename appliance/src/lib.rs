@@ -8,6 +8,7 @@
 mod backup;
 pub mod cli;
 mod serve;
+mod target;
 mod update;
 
 use std::{path::Path, process::ExitCode};

@@ -19,6 +19,7 @@ pub mod fuzzing;
 mod key;
 mod pack;
 mod prune;
+pub mod remote;
 mod repair;
 mod repo;
 mod restore;

@@ -101,16 +101,29 @@ impl Repo {
         }
     }
 
-    fn check_data(&self, name: &str) -> Result<(), String> {
+    pub(crate) fn check_data(&self, name: &str) -> Result<(), String> {
         let path = pack_path(&self.dir, name);
         if !path.exists() {
             return Err("missing".into());
         }
-        let (cipher, _) = hash_file(&path, &self.keys).map_err(reason)?;
+        self.check_pack_at(&path, name)
+    }
+
+    /// Checks the pack `name` stored at `path` (here, or a copy fetched
+    /// from the S3 target): its bytes match its name, it decrypts, every
+    /// chunk matches its hash, and every chunk the index puts in it is there.
+    pub(crate) fn check_pack_at(&self, path: &std::path::Path, name: &str) -> Result<(), String> {
+        let (cipher, _) = hash_file(path, &self.keys).map_err(reason)?;
         if cipher.to_hex().as_str() != name {
             return Err("its contents no longer match its name (bit rot or tampering)".into());
         }
-        let mut reader = PackReader::open(&self.dir, name, &self.keys).map_err(reason)?;
+        let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+        let mut reader = PackReader::from_reader(
+            std::io::BufReader::with_capacity(256 * 1024, file),
+            name,
+            &self.keys,
+        )
+        .map_err(reason)?;
         let table = reader.table().map_err(reason)?;
         for e in &table {
             let stored = reader.read_at(e.offset, e.length).map_err(reason)?;
@@ -150,7 +163,7 @@ impl Repo {
 
     /// Every file, in every snapshot, that needs a chunk from each of
     /// `packs`, found in one walk over all snapshots.
-    fn affected_by(
+    pub(crate) fn affected_by(
         &self,
         packs: &[&str],
     ) -> Result<HashMap<String, Vec<(i64, String)>>, BackupError> {

@@ -37,6 +37,11 @@ impl DataDir {
         self.0.join("backup.key")
     }
 
+    /// The S3 target's secret key (mode 0600; never in the database).
+    pub fn s3_secret(&self) -> PathBuf {
+        self.0.join("s3-secret")
+    }
+
     /// Peers' encrypted packs that this device holds for them.
     pub fn mirror(&self) -> PathBuf {
         self.0.join("mirror")

@@ -69,6 +69,11 @@ pub struct Config {
     pub board_pull_secs: u64,
     /// MiB of shared posts' photos fetched from each peer per day.
     pub board_photo_budget_mib: u64,
+    /// Upload limit to the S3 target, KiB/s; 0 for none.
+    pub s3_bandwidth_kib: u64,
+    /// Seconds before the first retry of a failed upload to the S3
+    /// target; each further failure doubles it, up to an hour.
+    pub s3_retry_secs: u64,
     /// Lowest log level written.
     pub log_level: LogLevel,
     /// Whether session cookies carry the `Secure` attribute.

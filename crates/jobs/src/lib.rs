@@ -29,6 +29,8 @@ pub struct Paths {
     pub repo: PathBuf,
     pub key: PathBuf,
     pub db: PathBuf,
+    /// The S3 target's secret key file.
+    pub s3_secret: PathBuf,
 }
 
 impl Paths {
@@ -40,6 +42,7 @@ impl Paths {
             repo: layout.repo(),
             key: layout.backup_key(),
             db: layout.db(),
+            s3_secret: layout.s3_secret(),
         }
     }
 

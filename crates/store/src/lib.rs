@@ -29,6 +29,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0004_board.sql")),
     M::up(include_str!("../migrations/0005_mirror.sql")),
     M::up(include_str!("../migrations/0006_board_share.sql")),
+    M::up(include_str!("../migrations/0007_backup_target.sql")),
 ];
 
 /// Opens an extra read-only connection, for long blocking work (a backup

@@ -1,0 +1,216 @@
+//! `hearth backup target ...`, `verify --target s3` and recovery from the
+//! bucket: the command-line face of the S3 target (docs/scale-out.md).
+
+use std::path::PathBuf;
+
+use hearth_backup::{
+    Repo, VerifyMode,
+    remote::{self, Client, RemoteError, Target},
+};
+use hearth_config::Config;
+use hearth_jobs::Paths;
+
+use crate::{Failure, cli::TargetCommand};
+
+impl From<RemoteError> for Failure {
+    fn from(e: RemoteError) -> Self {
+        match e {
+            RemoteError::Backup(b) => b.into(),
+            RemoteError::S3(s) => Failure::Runtime(anyhow::anyhow!("the S3 target: {s}")),
+        }
+    }
+}
+
+pub(crate) fn run(
+    p: &Paths,
+    config: &Config,
+    command: TargetCommand,
+    json: bool,
+) -> Result<(), Failure> {
+    match command {
+        TargetCommand::Set {
+            endpoint,
+            region,
+            bucket,
+            access_key,
+            secret_file,
+        } => {
+            let secret = read_secret(secret_file)?;
+            let target = Target {
+                endpoint,
+                region,
+                bucket,
+                access_key,
+            };
+            remote::set_target(&p.db, &p.s3_secret, &target, &secret).map_err(|e| {
+                Failure::BadInput(format!("the S3 target was not saved: {e}"))
+            })?;
+            println!(
+                "S3 target saved: bucket {} at {}. Connection tested (write, read, delete).",
+                target.bucket, target.endpoint
+            );
+        }
+        TargetCommand::Show => {
+            let status = remote::status(&p.db)?;
+            if json {
+                println!("{}", serde_json::to_string(&status).unwrap_or_default());
+                return Ok(());
+            }
+            let Some(s) = status else {
+                println!("No S3 target: backups stay on this device (and its paired peers).");
+                return Ok(());
+            };
+            println!("endpoint:    {}", s.endpoint);
+            println!("region:      {}", s.region);
+            println!("bucket:      {}", s.bucket);
+            println!("access key:  {}", s.access_key);
+            println!("secret key:  (saved, not shown)");
+            println!("stored:      {} packs, {} bytes", s.packs_stored, s.bytes_stored);
+            println!("waiting:     {} packs, {} bytes", s.packs_waiting, s.bytes_waiting);
+            println!("last upload: {}", when(s.last_upload));
+            println!("last check:  {}", when(s.last_check));
+            if s.failing_since != 0 {
+                println!("failing since {}: {}", when(s.failing_since), s.last_error);
+            }
+        }
+        TargetCommand::Test => {
+            saved(p)?.test().map_err(|e| {
+                Failure::Runtime(anyhow::anyhow!("the S3 target does not work: {e}"))
+            })?;
+            println!("The S3 target works: a test object was written, read back and deleted.");
+        }
+        TargetCommand::Clear => {
+            remote::clear_target(&p.db, &p.s3_secret)?;
+            println!("S3 target forgotten here; the bucket was left as it is.");
+        }
+        TargetCommand::Upload => {
+            upload(p, config, true)?;
+        }
+    }
+    Ok(())
+}
+
+/// Uploads what the target lacks, if a target is set; a no-op otherwise.
+/// `loud` prints progress lines (the `upload` command).
+pub(crate) fn upload(p: &Paths, config: &Config, loud: bool) -> Result<(), Failure> {
+    let Some(client) = remote::connect(&p.db, &p.s3_secret)? else {
+        if loud {
+            println!("No S3 target is set.");
+        }
+        return Ok(());
+    };
+    let repo = p.open()?;
+    let report = repo.upload(
+        &client,
+        config.s3_bandwidth_kib.saturating_mul(1024),
+        &|pr| {
+            if loud && pr.packs_total > 0 {
+                eprintln!(
+                    "uploading: {} of {} packs, {} of {} bytes",
+                    pr.packs_done, pr.packs_total, pr.bytes_done, pr.bytes_total
+                );
+            }
+        },
+    )?;
+    let line = format!(
+        "S3 target: {} packs ({} bytes) uploaded, {} deleted; nothing waiting.",
+        report.packs, report.bytes, report.deleted
+    );
+    // After `backup run`, stdout is the run's own (possibly JSON) report.
+    if loud {
+        println!("{line}");
+    } else {
+        eprintln!("{line}");
+    }
+    Ok(())
+}
+
+/// `verify --target s3`.
+pub(crate) fn verify(p: &Paths, mode: VerifyMode, json: bool) -> Result<(), Failure> {
+    let client = saved(p)?;
+    let report = p.open()?.verify_remote(&client, mode)?;
+    if json {
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    } else {
+        println!(
+            "checked {} of {} packs in the S3 target",
+            report.checked, report.packs
+        );
+        for d in &report.damage {
+            let fixed = if d.repaired {
+                " (re-uploaded from this device's copy)"
+            } else {
+                ""
+            };
+            println!("pack {}: {}{fixed}", d.pack, d.reason);
+            for (snap, path) in &d.affected {
+                println!("  affects snapshot {snap}: {path}");
+            }
+        }
+    }
+    if report.damage.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Runtime(anyhow::anyhow!(
+            "{} damaged or missing packs in the S3 target, {} re-uploaded",
+            report.damage.len(),
+            report.damage.iter().filter(|d| d.repaired).count()
+        )))
+    }
+}
+
+/// Disaster recovery, first half: the repository copied from the bucket
+/// into this device's repository folder.
+pub(crate) fn download(p: &Paths, repo_id: Option<&str>) -> Result<(), Failure> {
+    let client = saved(p)?;
+    let report = remote::download_repository(&client, &p.repo, repo_id)?;
+    println!(
+        "Downloaded repository {} from the S3 target: {} packs ({} bytes), {} already here.",
+        report.repo_id, report.packs, report.bytes, report.present
+    );
+    for (name, why) in &report.bad {
+        println!("left out object {name}: {why}");
+    }
+    Ok(())
+}
+
+/// After recovery from the bucket, what it holds need not be sent again.
+pub(crate) fn adopt(repo: &Repo) -> Result<(), Failure> {
+    Ok(repo.adopt_remote()?)
+}
+
+fn saved(p: &Paths) -> Result<Client, Failure> {
+    remote::connect(&p.db, &p.s3_secret)?.ok_or_else(|| {
+        Failure::BadInput(
+            "no S3 target is set: set one with 'hearth backup target set' first".into(),
+        )
+    })
+}
+
+fn read_secret(file: Option<PathBuf>) -> Result<String, Failure> {
+    let text = match file {
+        Some(f) => std::fs::read_to_string(&f)
+            .map_err(|e| Failure::BadInput(format!("{}: {e}", f.display())))?,
+        None => {
+            eprintln!("Secret key:");
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| Failure::BadInput(format!("reading the secret key: {e}")))?;
+            line
+        }
+    };
+    Ok(text.lines().next().unwrap_or_default().trim().to_string())
+}
+
+fn when(t: i64) -> String {
+    if t == 0 {
+        return "never".into();
+    }
+    let ago = hearth_system::unix_now() - t;
+    match ago {
+        ..60 => format!("{ago} s ago"),
+        60..3600 => format!("{} min ago", ago / 60),
+        _ => format!("{} h ago", ago / 3600),
+    }
+}

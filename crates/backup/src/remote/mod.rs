@@ -1,0 +1,240 @@
+//! The S3 target: a second copy of the repository's packs in a bucket
+//! (docs/scale-out.md).
+//!
+//! The device keeps its own repository; the bucket is an extra copy, like
+//! a paired peer. Backups, restores and dedup read local packs only. The
+//! bucket is written by the uploader ([`upload`]) and read by
+//! `verify --target s3` and disaster recovery ([`check`]).
+//!
+//! Objects are named as the local files are, under `hearth/<repo id>/`, so
+//! two devices given one bucket never collide and docs/recovery.md works on
+//! a downloaded bucket.
+
+mod check;
+mod upload;
+
+use std::path::{Path, PathBuf};
+
+use hearth_store::rusqlite::{Connection, OptionalExtension, params};
+use hearth_system::unix_now;
+
+use crate::{BackupError, repo::store_err};
+
+pub use check::{DownloadReport, RemoteDamage, RemoteVerifyReport, download_repository};
+pub use upload::{UploadProgress, UploadReport};
+pub use hearth_s3::{Client, S3Error, Target};
+
+/// What the dashboard and `hearth backup target show` say about the target.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct TargetStatus {
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    pub access_key: String,
+    /// Packs the bucket has confirmed, and their bytes.
+    pub packs_stored: u64,
+    pub bytes_stored: u64,
+    /// Packs waiting to go, and their bytes.
+    pub packs_waiting: u64,
+    pub bytes_waiting: u64,
+    pub last_upload: i64,
+    pub last_check: i64,
+    /// 0 while uploads work; else when they started failing, and why.
+    pub failing_since: i64,
+    pub last_error: String,
+}
+
+/// The saved target settings, if any (the secret is not read).
+pub fn target(db: &Path) -> Result<Option<Target>, BackupError> {
+    let c = hearth_store::open_reader(db).map_err(store_err)?;
+    Ok(c.query_row(
+        "SELECT endpoint, region, bucket, access_key FROM backup_target WHERE id = 1",
+        [],
+        |r| {
+            Ok(Target {
+                endpoint: r.get(0)?,
+                region: r.get(1)?,
+                bucket: r.get(2)?,
+                access_key: r.get(3)?,
+            })
+        },
+    )
+    .optional()?)
+}
+
+/// Saves a target. The connection is tested first (a test object is
+/// written, read back and deleted), so settings that do not work are never
+/// stored. The secret file is written (0600, durably) before the row that
+/// makes it used; a crash between leaves an unused file that the next `set`
+/// or `clear` replaces. A different endpoint or bucket starts empty: what
+/// the old one confirmed says nothing about the new one.
+pub fn set_target(db: &Path, secret_file: &Path, t: &Target, secret: &str) -> Result<(), SetError> {
+    Client::new(t, secret)?.test()?;
+    hearth_system::write_durably(secret_file, secret.as_bytes()).map_err(|source| {
+        SetError::Backup(BackupError::Io {
+            path: secret_file.to_path_buf(),
+            source,
+        })
+    })?;
+    let mut c = hearth_store::open_writer(db).map_err(store_err)?;
+    let tx = c.transaction().map_err(BackupError::from)?;
+    let old = tx
+        .query_row(
+            "SELECT endpoint, bucket FROM backup_target WHERE id = 1",
+            [],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )
+        .optional()
+        .map_err(BackupError::from)?;
+    if old.is_some_and(|(e, b)| e != t.endpoint || b != t.bucket) {
+        tx.execute("DELETE FROM backup_remote", [])
+            .map_err(BackupError::from)?;
+    }
+    tx.execute(
+        "INSERT INTO backup_target (id, endpoint, region, bucket, access_key, set_at)
+         VALUES (1, ?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (id) DO UPDATE SET endpoint = ?1, region = ?2, bucket = ?3,
+           access_key = ?4, set_at = ?5, failing_since = 0, last_error = ''",
+        params![t.endpoint, t.region, t.bucket, t.access_key, unix_now()],
+    )
+    .map_err(BackupError::from)?;
+    tx.commit().map_err(BackupError::from)?;
+    Ok(())
+}
+
+/// Forgets the target: the row and what it confirmed, then the secret.
+/// The bucket itself is left as it is.
+pub fn clear_target(db: &Path, secret_file: &Path) -> Result<(), BackupError> {
+    let mut c = hearth_store::open_writer(db).map_err(store_err)?;
+    let tx = c.transaction()?;
+    tx.execute_batch("DELETE FROM backup_target; DELETE FROM backup_remote;")?;
+    tx.commit()?;
+    match std::fs::remove_file(secret_file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BackupError::Io {
+            path: secret_file.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Why a target could not be saved: the service's answer, or local trouble.
+#[derive(Debug, thiserror::Error)]
+pub enum SetError {
+    #[error("{0}")]
+    S3(#[from] S3Error),
+    #[error("{0}")]
+    Backup(#[from] BackupError),
+}
+
+/// A client for the saved target, or `None` when there is none.
+pub fn connect(db: &Path, secret_file: &Path) -> Result<Option<Client>, RemoteError> {
+    let Some(t) = target(db)? else {
+        return Ok(None);
+    };
+    let secret = std::fs::read_to_string(secret_file).map_err(|source| {
+        RemoteError::Backup(BackupError::Io {
+            path: secret_file.to_path_buf(),
+            source,
+        })
+    })?;
+    Ok(Some(Client::new(&t, secret.trim_end_matches('\n'))?))
+}
+
+/// A failure talking to the target, or in the repository beside it.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error("the S3 target: {0}")]
+    S3(#[from] S3Error),
+    #[error("{0}")]
+    Backup(#[from] BackupError),
+}
+
+impl From<hearth_store::rusqlite::Error> for RemoteError {
+    fn from(e: hearth_store::rusqlite::Error) -> Self {
+        RemoteError::Backup(e.into())
+    }
+}
+
+/// The target's state, for pages and the CLI.
+pub fn status(db: &Path) -> Result<Option<TargetStatus>, BackupError> {
+    let c = hearth_store::open_reader(db).map_err(store_err)?;
+    let Some(mut s) = c
+        .query_row(
+            "SELECT endpoint, region, bucket, access_key, last_upload, last_check,
+                    failing_since, last_error FROM backup_target WHERE id = 1",
+            [],
+            |r| {
+                Ok(TargetStatus {
+                    endpoint: r.get(0)?,
+                    region: r.get(1)?,
+                    bucket: r.get(2)?,
+                    access_key: r.get(3)?,
+                    last_upload: r.get(4)?,
+                    last_check: r.get(5)?,
+                    failing_since: r.get(6)?,
+                    last_error: r.get(7)?,
+                    ..TargetStatus::default()
+                })
+            },
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    (s.packs_stored, s.bytes_stored) = counts(
+        &c,
+        "SELECT count(*), total(size) FROM backup_remote
+         WHERE name IN (SELECT name FROM backup_packs)",
+    )?;
+    (s.packs_waiting, s.bytes_waiting) = counts(
+        &c,
+        "SELECT count(*), total(size) FROM backup_packs
+         WHERE name NOT IN (SELECT name FROM backup_remote)",
+    )?;
+    Ok(Some(s))
+}
+
+fn counts(c: &Connection, sql: &str) -> Result<(u64, u64), BackupError> {
+    Ok(c.query_row(sql, [], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, f64>(1)? as u64))
+    })?)
+}
+
+/// The folder of this repository's objects in the bucket.
+pub(crate) fn prefix(repo_id: &str) -> String {
+    format!("hearth/{repo_id}/")
+}
+
+/// The object name of a pack: the local layout under the prefix.
+pub(crate) fn pack_key(prefix: &str, name: &str) -> String {
+    format!("{prefix}packs/{}/{name}", name.get(..2).unwrap_or("xx"))
+}
+
+/// Records the outcome of an attempt on the target's row.
+pub(crate) fn record_outcome(db: &Path, error: Option<&str>) -> Result<(), BackupError> {
+    let c = hearth_store::open_writer(db).map_err(store_err)?;
+    match error {
+        None => c.execute(
+            "UPDATE backup_target SET failing_since = 0, last_error = '' WHERE id = 1",
+            [],
+        )?,
+        Some(e) => c.execute(
+            "UPDATE backup_target SET last_error = ?1,
+               failing_since = CASE failing_since WHEN 0 THEN ?2 ELSE failing_since END
+             WHERE id = 1",
+            params![e, unix_now()],
+        )?,
+    };
+    Ok(())
+}
+
+/// A scratch file in the repository's `tmp/`, removed on drop (cleared at
+/// start anyway if a kill leaves it).
+pub(crate) struct Scratch(pub PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -1,0 +1,297 @@
+//! Hearth's S3 client.
+//!
+//! rusty-s3 builds and signs each request (SigV4, presigned URLs), so no
+//! signing is written here; reqwest, already Hearth's HTTP client, sends
+//! them. The client is blocking because its callers are the backup engine's
+//! threads, which also read packs from disk with blocking I/O.
+//!
+//! Everything that can go wrong is one [`S3Error`] whose message says what
+//! to fix (a name that does not resolve, a refused connection, a wrong key,
+//! a missing bucket, a key that may not write, clocks that differ, an
+//! endpoint that is not S3), because "Test connection" shows it as is.
+
+mod error;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use base64::Engine;
+use md5::Digest;
+use reqwest::blocking::Response;
+use rusty_s3::{
+    Bucket, Credentials, S3Action, UrlStyle,
+    actions::{DeleteObject, GetObject, HeadObject, ListObjectsV2, PutObject},
+};
+
+pub use error::S3Error;
+
+/// How long a presigned request stays valid. Requests are sent at once, so
+/// this only has to cover a slow upload of one pack.
+const VALID_FOR: Duration = Duration::from_secs(15 * 60);
+
+/// The largest object Hearth reads into memory: a pack is at most
+/// 24 MiB plus age's overhead, so anything far larger is not Hearth's.
+pub const MAX_OBJECT: u64 = 64 << 20;
+
+/// Where backups go: everything but the secret key, which is kept in its
+/// own file and handed to [`Client::new`] separately.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// `http://host:port` or `https://host`; a LAN Garage is
+    /// `http://…:3900`.
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    pub access_key: String,
+}
+
+/// A connection to one bucket.
+pub struct Client {
+    bucket: Bucket,
+    credentials: Credentials,
+    http: reqwest::blocking::Client,
+    /// `host:port`, for messages.
+    host: String,
+}
+
+/// Shows where it points, never the key.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("host", &self.host)
+            .field("bucket", &self.bucket.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Checks the settings' shape (no network yet) and prepares a client.
+    pub fn new(target: &Target, secret: &str) -> Result<Client, S3Error> {
+        let url = url::Url::parse(target.endpoint.trim())
+            .map_err(|e| S3Error::Settings(format!("the endpoint is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(S3Error::Settings(
+                "the endpoint must start with http:// or https://".into(),
+            ));
+        }
+        let host = match (url.host_str(), url.port_or_known_default()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            _ => return Err(S3Error::Settings("the endpoint has no host name".into())),
+        };
+        check_field("region", &target.region)?;
+        check_field("access key ID", &target.access_key)?;
+        check_field("secret key", secret)?;
+        let b = &target.bucket;
+        if b.len() < 3
+            || b.len() > 63
+            || !b
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+        {
+            return Err(S3Error::Settings(format!(
+                "\"{b}\" is not a bucket name: 3 to 63 lowercase letters, digits, dots or hyphens"
+            )));
+        }
+        // Path-style URLs work with Garage, MinIO and AWS alike, and need
+        // no wildcard DNS on a LAN.
+        let bucket = Bucket::new(url, UrlStyle::Path, b.clone(), target.region.clone())
+            .map_err(|e| S3Error::Settings(format!("the endpoint cannot be used: {e}")))?;
+        // reqwest's rustls asks for the process's crypto provider; Hearth's
+        // is ring, as everywhere else in it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::blocking::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(300))
+            .build()
+            .map_err(|e| S3Error::Other(format!("cannot start the HTTP client: {e}")))?;
+        Ok(Client {
+            bucket,
+            credentials: Credentials::new(target.access_key.clone(), secret.to_string()),
+            http,
+            host,
+        })
+    }
+
+    /// Stores `body` under `key`. The service checks the body against its
+    /// MD5 (`Content-MD5`), so a body damaged on the way is refused, not
+    /// stored; a PUT is atomic, so a cut connection stores nothing.
+    pub fn put(&self, key: &str, body: Vec<u8>) -> Result<(), S3Error> {
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&body));
+        let mut action = PutObject::new(&self.bucket, Some(&self.credentials), key);
+        action.headers_mut().insert("content-md5", md5.clone());
+        let url = action.sign(VALID_FOR);
+        let resp = self
+            .http
+            .put(url)
+            .header("content-md5", md5)
+            .header("content-length", body.len())
+            .body(body)
+            .send()
+            .map_err(|e| self.transport(e))?;
+        let resp = self.check(resp, key)?;
+        // Every S3 service answers a stored object with its ETag; a web
+        // server that says 200 to anything does not.
+        if resp.headers().get(reqwest::header::ETAG).is_none() {
+            return Err(S3Error::NotS3Endpoint(
+                self.host.clone(),
+                "it accepted an upload without confirming it (no ETag)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Copies the object `key` into `out`; returns its length.
+    pub fn get_to(&self, key: &str, out: &mut impl Write) -> Result<u64, S3Error> {
+        let url = GetObject::new(&self.bucket, Some(&self.credentials), key).sign(VALID_FOR);
+        let resp = self.http.get(url).send().map_err(|e| self.transport(e))?;
+        let resp = self.check(resp, key)?;
+        if resp.content_length().is_some_and(|l| l > MAX_OBJECT) {
+            return Err(S3Error::Other(format!(
+                "{key} is larger than any object Hearth writes"
+            )));
+        }
+        let mut limited = resp.take(MAX_OBJECT + 1);
+        let n = std::io::copy(&mut limited, out).map_err(|e| {
+            S3Error::Unavailable(format!("reading {key} from {} broke off: {e}", self.host))
+        })?;
+        if n > MAX_OBJECT {
+            return Err(S3Error::Other(format!(
+                "{key} is larger than any object Hearth writes"
+            )));
+        }
+        Ok(n)
+    }
+
+    /// The object `key` in memory.
+    pub fn get(&self, key: &str) -> Result<Vec<u8>, S3Error> {
+        let mut out = vec![];
+        self.get_to(key, &mut out)?;
+        Ok(out)
+    }
+
+    /// The length of `key`, or `None` when there is no such object.
+    pub fn head(&self, key: &str) -> Result<Option<u64>, S3Error> {
+        let url = HeadObject::new(&self.bucket, Some(&self.credentials), key).sign(VALID_FOR);
+        let resp = self.http.head(url).send().map_err(|e| self.transport(e))?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let resp = self.check(resp, key)?;
+        Ok(resp.content_length())
+    }
+
+    /// Every object under `prefix`, with its length, across as many pages
+    /// as the service needs.
+    pub fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, S3Error> {
+        let mut out = vec![];
+        let mut token: Option<String> = None;
+        loop {
+            let mut action = ListObjectsV2::new(&self.bucket, Some(&self.credentials));
+            action.with_prefix(prefix);
+            if let Some(t) = &token {
+                action.with_continuation_token(t.clone());
+            }
+            let url = action.sign(VALID_FOR);
+            let resp = self.http.get(url).send().map_err(|e| self.transport(e))?;
+            let text = self
+                .check(resp, "the bucket listing")?
+                .text()
+                .map_err(|e| self.transport(e))?;
+            let page = ListObjectsV2::parse_response(&text).map_err(|_| {
+                S3Error::NotS3(format!(
+                    "{} answered a bucket listing with something that is not one",
+                    self.host
+                ))
+            })?;
+            out.extend(
+                page.contents
+                    .into_iter()
+                    .map(|c| (c.key, c.size.unwrap_or(0))),
+            );
+            match page.next_continuation_token {
+                Some(t) => token = Some(t),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Deletes `key`; deleting what is not there is not an error (S3's
+    /// DELETE is idempotent, which is what makes a repeated sweep safe).
+    pub fn delete(&self, key: &str) -> Result<(), S3Error> {
+        let url = DeleteObject::new(&self.bucket, Some(&self.credentials), key).sign(VALID_FOR);
+        let resp = self.http.delete(url).send().map_err(|e| self.transport(e))?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        self.check(resp, key).map(drop)
+    }
+
+    /// "Test connection": writes a small object, reads it back and deletes
+    /// it, so a key that may read but not write is caught too.
+    pub fn test(&self) -> Result<(), S3Error> {
+        let key = format!("hearth-test-{}", hex_lower(&nonce()));
+        let body = format!("Hearth connection test {key}\n").into_bytes();
+        self.put(&key, body.clone())?;
+        let back = self.get(&key)?;
+        self.delete(&key)?;
+        if back != body {
+            return Err(S3Error::Other(
+                "the bucket gave back different bytes than were stored".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A response with a success status, or the error its body names.
+    fn check(&self, resp: Response, what: &str) -> Result<Response, S3Error> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let is_xml = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|t| t.contains("xml"));
+        let mut body = String::new();
+        let _ = resp.take(64 * 1024).read_to_string(&mut body);
+        Err(error::from_response(
+            status.as_u16(),
+            is_xml,
+            &body,
+            what,
+            &self.host,
+            self.bucket.name(),
+        ))
+    }
+
+    fn transport(&self, e: reqwest::Error) -> S3Error {
+        error::from_transport(&e, &self.host)
+    }
+}
+
+fn check_field(what: &str, value: &str) -> Result<(), S3Error> {
+    if value.trim().is_empty() {
+        return Err(S3Error::Settings(format!("the {what} is empty")));
+    }
+    if value.len() > 256 || value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(S3Error::Settings(format!(
+            "the {what} has spaces or characters it cannot have"
+        )));
+    }
+    Ok(())
+}
+
+/// A test object's name only has to differ between concurrent tests; the
+/// clock's nanoseconds and the process id are enough, and need no RNG.
+fn nonce() -> [u8; 8] {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    (t ^ (u64::from(std::process::id()) << 40)).to_le_bytes()
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
