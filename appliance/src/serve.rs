@@ -45,6 +45,19 @@ pub(crate) fn serve(
     serve_with(config, simulate_clock_offset, started, updates).map_err(crate::Failure::Runtime)
 }
 
+/// The backup scheduler and the S3 uploader beside it.
+fn start_jobs(config: &Config) -> hearth_jobs::Jobs {
+    let jobs = hearth_jobs::Jobs::start(
+        hearth_jobs::Paths::under(&config.data_dir),
+        Duration::from_secs(config.backup_quiet_secs.max(1)),
+    );
+    jobs.start_uploader(hearth_jobs::UploadSettings {
+        bytes_per_sec: config.s3_bandwidth_kib.saturating_mul(1024),
+        retry: Duration::from_secs(config.s3_retry_secs.max(1)),
+    });
+    jobs
+}
+
 fn serve_with(
     config: Config,
     simulate_clock_offset: Option<i64>,
@@ -106,10 +119,7 @@ fn serve_with(
             auth,
             clock,
             store: store.clone(),
-            jobs: hearth_jobs::Jobs::start(
-                hearth_jobs::Paths::under(&config.data_dir),
-                Duration::from_secs(config.backup_quiet_secs.max(1)),
-            ),
+            jobs: start_jobs(&config),
             mirror,
             hotspot: hearth_net::hotspot::Hotspot::open(
                 &config.hotspot_connection,

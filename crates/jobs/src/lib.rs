@@ -1,11 +1,14 @@
-//! Hearth's background work: automatic backups and restore jobs.
+//! Hearth's background work: automatic backups, restore jobs, and uploads
+//! to the S3 target.
 //!
 //! [`Jobs::start`] spawns one scheduler thread. It owns the folder watcher
 //! and runs every backup and prune itself, one at a time, so they never
 //! compete for the repository lock or the Pi's two busy cores. Requests
 //! from the web panel ("back up now", "the folders changed") reach it over
 //! a channel. Restores run on threads of their own: they only read the
-//! repository, and a person is waiting for them.
+//! repository, and a person is waiting for them. The S3 uploader is a
+//! thread of its own too: it only reads packs, and a slow or absent target
+//! must never hold up a backup.
 //!
 //! A stop needs no coordination. A backup or prune killed half-way leaves
 //! the repository consistent by design (see `hearth-backup`), and the next
@@ -13,6 +16,7 @@
 
 mod restore;
 mod scheduler;
+mod uploader;
 
 use std::{
     path::{Path, PathBuf},
@@ -21,6 +25,7 @@ use std::{
 };
 
 pub use restore::{RestoreJob, RestoreState};
+pub use uploader::{UploadSettings, UploadState};
 
 /// Where Hearth keeps the repository, its key and the database.
 #[derive(Clone, Debug)]
@@ -90,6 +95,7 @@ struct Inner {
     status: Arc<Mutex<Status>>,
     restores: restore::Registry,
     on_change: Listeners,
+    uploader: std::sync::OnceLock<uploader::Uploader>,
 }
 
 /// Called after each finished backup or prune (the repository changed).
@@ -146,6 +152,7 @@ impl Jobs {
                 status,
                 restores: restore::Registry::default(),
                 on_change,
+                uploader: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -154,6 +161,37 @@ impl Jobs {
     /// prune, e.g. to start a mirror run at once. Keep it quick.
     pub fn on_change(&self, f: impl Fn() + Send + Sync + 'static) {
         self.inner.on_change.add(Box::new(f));
+    }
+
+    /// Starts the S3 target's uploader (once; later calls do nothing). It
+    /// runs after every finished backup or prune, on [`Jobs::upload_now`],
+    /// and after failures with back-off.
+    pub fn start_uploader(&self, settings: UploadSettings) {
+        let mut started = false;
+        let up = self.inner.uploader.get_or_init(|| {
+            started = true;
+            uploader::Uploader::start(self.inner.paths.clone(), settings)
+        });
+        if started {
+            let up = up.clone();
+            self.on_change(move || up.poke());
+        }
+    }
+
+    /// "Upload now": an upload to the S3 target at once.
+    pub fn upload_now(&self) {
+        if let Some(up) = self.inner.uploader.get() {
+            up.poke();
+        }
+    }
+
+    /// What the uploader is doing.
+    pub fn upload_state(&self) -> UploadState {
+        self.inner
+            .uploader
+            .get()
+            .map(|u| u.state())
+            .unwrap_or_default()
     }
 
     pub fn paths(&self) -> &Paths {

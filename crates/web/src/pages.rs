@@ -70,6 +70,8 @@ pub(crate) struct DashboardPage {
     /// The backups card: a headline and a detail line.
     pub backup_state: String,
     pub backup_detail: String,
+    /// The S3 target's state, if one is set.
+    pub backup_target: Option<String>,
     /// The peers card: a headline and a detail line.
     pub mirror_state: String,
     pub mirror_detail: String,
@@ -110,6 +112,8 @@ pub(crate) struct BackupsPage {
     pub warnings: Vec<String>,
     pub watch_problem: Option<String>,
     pub settings: hearth_backup::Settings,
+    /// Where backups go: this device, and the S3 target if set.
+    pub target_line: String,
 }
 
 /// One entry of a browsed folder.

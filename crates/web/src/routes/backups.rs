@@ -139,6 +139,9 @@ pub(crate) async fn page(
         warnings: status.warnings,
         watch_problem: status.watch_problem,
         settings: loaded.settings,
+        target_line: super::target::line(&state).await.unwrap_or_else(|| {
+            "This device, and the paired Hearths under Peers. No S3 target.".into()
+        }),
     };
     Ok((jar, render(&page)?).into_response())
 }

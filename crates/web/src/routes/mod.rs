@@ -3,6 +3,7 @@
 
 mod admin;
 mod backups;
+mod target;
 mod board;
 mod browse;
 mod files;
@@ -48,6 +49,13 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/backups", get(backups::page))
         .route("/admin/backups/init", post(backups::init))
         .route("/admin/backups/run", post(backups::run_now))
+        .route(
+            "/admin/backups/target",
+            get(target::page).post(target::save),
+        )
+        .route("/admin/backups/target/test", post(target::test))
+        .route("/admin/backups/target/upload", post(target::upload_now))
+        .route("/admin/backups/target/clear", post(target::clear))
         .route("/admin/backups/settings", post(backups::save_settings))
         .route("/admin/backups/sources", post(backups::add_source))
         .route(

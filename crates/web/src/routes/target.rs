@@ -1,0 +1,259 @@
+//! Admin → Backups → Where backups go: the S3 target (docs/scale-out.md).
+//!
+//! "Test connection" tests what is typed without saving it; "Save" tests
+//! again and saves only settings that work. The secret key is written to
+//! its 0600 file and never put back into a page: a form shown again after
+//! a test asks for it anew.
+
+use askama::Template;
+use axum::{
+    extract::{Query, State},
+    response::{IntoResponse, Redirect, Response},
+};
+use axum_extra::extract::cookie::CookieJar;
+use hearth_backup::remote::{self, Client, Target, TargetStatus};
+use serde::Deserialize;
+
+use crate::{
+    AppState, WebError,
+    csrf::{CsrfForm, Empty, issue},
+    error::render,
+    format::{bytes, when},
+    routes::backups::blocking,
+    session::Admin,
+};
+
+#[derive(Template)]
+#[template(path = "admin/target.html")]
+pub(crate) struct TargetPage {
+    pub csrf: String,
+    pub notice: Option<String>,
+    /// The outcome of "Test connection": (worked, sentence).
+    pub test: Option<(bool, String)>,
+    /// The saved target and its upload state.
+    pub status: Option<StatusView>,
+    /// What the form shows: the saved settings, or what was just typed.
+    pub form: Target,
+}
+
+/// The saved target, worded for the page.
+pub(crate) struct StatusView {
+    pub s: TargetStatus,
+    pub stored: String,
+    pub waiting: String,
+    pub last_upload: String,
+    pub last_check: String,
+    /// "Failing since …: reason", if it is.
+    pub failing: Option<String>,
+    /// Live progress, or the retry countdown.
+    pub activity: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Notice {
+    done: Option<String>,
+}
+
+pub(crate) async fn page(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Query(q): Query<Notice>,
+    jar: CookieJar,
+) -> Result<Response, WebError> {
+    let notice = q.done.as_deref().and_then(|d| match d {
+        "saved" => Some("S3 target saved; the connection was tested. Uploads start now."),
+        "cleared" => Some("The S3 target is forgotten here. The bucket was left as it is."),
+        "uploading" => Some("Uploading what the target does not have yet."),
+        _ => None,
+    });
+    show(&state, jar, notice.map(str::to_string), None, None).await
+}
+
+async fn show(
+    state: &AppState,
+    jar: CookieJar,
+    notice: Option<String>,
+    test: Option<(bool, String)>,
+    typed: Option<Target>,
+) -> Result<Response, WebError> {
+    let db = state.jobs.paths().db.clone();
+    let status = blocking(move || remote::status(&db)).await?;
+    let up = state.jobs.upload_state();
+    let form = typed
+        .or_else(|| {
+            status.as_ref().map(|s| Target {
+                endpoint: s.endpoint.clone(),
+                region: s.region.clone(),
+                bucket: s.bucket.clone(),
+                access_key: s.access_key.clone(),
+            })
+        })
+        .unwrap_or_else(|| Target {
+            endpoint: String::new(),
+            region: "garage".into(),
+            bucket: String::new(),
+            access_key: String::new(),
+        });
+    let status = status.map(|s| StatusView {
+        stored: format!("{} packs, {}", s.packs_stored, bytes(s.bytes_stored)),
+        waiting: format!("{} packs, {}", s.packs_waiting, bytes(s.bytes_waiting)),
+        last_upload: ever(s.last_upload),
+        last_check: ever(s.last_check),
+        failing: (s.failing_since != 0)
+            .then(|| format!("Failing since {}: {}", when(s.failing_since), s.last_error)),
+        activity: match (up.running, up.retry_in) {
+            (Some(p), _) => Some(format!(
+                "Uploading: {} of {} packs, {} of {}",
+                p.packs_done,
+                p.packs_total,
+                bytes(p.bytes_done),
+                bytes(p.bytes_total)
+            )),
+            (None, Some(secs)) => Some(format!("Trying again in {secs} s.")),
+            _ => None,
+        },
+        s,
+    });
+    let (jar, csrf) = issue(state, jar)?;
+    let page = TargetPage {
+        csrf,
+        notice,
+        test,
+        status,
+        form,
+    };
+    Ok((jar, render(&page)?).into_response())
+}
+
+fn ever(t: i64) -> String {
+    if t == 0 { "never".into() } else { when(t) }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TargetForm {
+    endpoint: String,
+    region: String,
+    bucket: String,
+    access_key: String,
+    secret: String,
+}
+
+impl TargetForm {
+    fn split(self) -> (Target, String) {
+        (
+            Target {
+                endpoint: self.endpoint.trim().to_string(),
+                region: self.region.trim().to_string(),
+                bucket: self.bucket.trim().to_string(),
+                access_key: self.access_key.trim().to_string(),
+            },
+            self.secret.trim().to_string(),
+        )
+    }
+}
+
+/// "Test connection": tries what was typed, saves nothing.
+pub(crate) async fn test(
+    _admin: Admin,
+    State(state): State<AppState>,
+    jar: CookieJar,
+    CsrfForm(form): CsrfForm<TargetForm>,
+) -> Result<Response, WebError> {
+    let (target, secret) = form.split();
+    let t = target.clone();
+    let outcome = tokio::task::spawn_blocking(move || Client::new(&t, &secret)?.test())
+        .await
+        .map_err(|e| WebError::Internal(format!("connection test: {e}")))?;
+    let test = match outcome {
+        Ok(()) => (
+            true,
+            format!(
+                "Connection works: a test object was written to bucket {}, read back and deleted.",
+                target.bucket
+            ),
+        ),
+        Err(e) => (false, format!("Connection failed: {e}.")),
+    };
+    show(&state, jar, None, Some(test), Some(target)).await
+}
+
+/// "Save": tests, then stores the settings (and only if the test passed).
+pub(crate) async fn save(
+    _admin: Admin,
+    State(state): State<AppState>,
+    jar: CookieJar,
+    CsrfForm(form): CsrfForm<TargetForm>,
+) -> Result<Response, WebError> {
+    let (target, secret) = form.split();
+    let paths = state.jobs.paths().clone();
+    let t = target.clone();
+    let saved = tokio::task::spawn_blocking(move || {
+        remote::set_target(&paths.db, &paths.s3_secret, &t, &secret)
+    })
+    .await
+    .map_err(|e| WebError::Internal(format!("saving the target: {e}")))?;
+    match saved {
+        Ok(()) => {
+            log::info!("S3 target set: bucket {} at {}", target.bucket, target.endpoint);
+            state.jobs.upload_now();
+            Ok(Redirect::to("/admin/backups/target?done=saved").into_response())
+        }
+        Err(e) => {
+            let test = (false, format!("Not saved: {e}."));
+            show(&state, jar, None, Some(test), Some(target)).await
+        }
+    }
+}
+
+pub(crate) async fn upload_now(
+    _admin: Admin,
+    State(state): State<AppState>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, WebError> {
+    state.jobs.upload_now();
+    Ok(Redirect::to("/admin/backups/target?done=uploading").into_response())
+}
+
+pub(crate) async fn clear(
+    _admin: Admin,
+    State(state): State<AppState>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, WebError> {
+    let paths = state.jobs.paths().clone();
+    blocking(move || remote::clear_target(&paths.db, &paths.s3_secret)).await?;
+    log::info!("S3 target forgotten");
+    Ok(Redirect::to("/admin/backups/target?done=cleared").into_response())
+}
+
+/// One line about the S3 target for the dashboard and the Backups page:
+/// its state, bytes stored, last upload and last check; `None` without one.
+pub(crate) fn summary_line(s: &TargetStatus, up: &hearth_jobs::UploadState) -> String {
+    let state = if let Some(p) = up.running {
+        format!("uploading {} of {} packs", p.packs_done, p.packs_total)
+    } else if s.failing_since != 0 {
+        format!(
+            "{} packs waiting, failing since {}: {}",
+            s.packs_waiting,
+            when(s.failing_since),
+            s.last_error
+        )
+    } else if s.packs_waiting > 0 {
+        format!("{} packs ({}) waiting", s.packs_waiting, bytes(s.bytes_waiting))
+    } else {
+        "up to date".into()
+    };
+    format!(
+        "S3 target {}: {state} · {} stored · last upload {} · last check {}",
+        s.bucket,
+        bytes(s.bytes_stored),
+        ever(s.last_upload),
+        ever(s.last_check)
+    )
+}
+
+/// The saved target's line, read off the async threads.
+pub(crate) async fn line(state: &AppState) -> Option<String> {
+    let db = state.jobs.paths().db.clone();
+    let status = blocking(move || remote::status(&db)).await.ok().flatten()?;
+    Some(summary_line(&status, &state.jobs.upload_state()))
+}
