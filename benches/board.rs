@@ -189,7 +189,7 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let http = reqwest::Client::builder()
+        let http = common::http()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");

@@ -10,6 +10,13 @@ use std::{
     time::Duration,
 };
 
+/// A reqwest client builder, after installing ring as rustls's provider
+/// (reqwest is built with `rustls-no-provider` for Hearth's S3 client).
+pub fn http() -> reqwest::ClientBuilder {
+    hearth_s3::use_ring();
+    reqwest::Client::builder()
+}
+
 pub fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()

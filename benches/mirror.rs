@@ -158,7 +158,7 @@ fn main() {
 
     let (a, b) = (start(&da, "Alpha", ""), start(&db, "Beta", ""));
     let (secs, cpu_a, cpu_b) = rt.block_on(async {
-        let http = reqwest::Client::builder()
+        let http = common::http()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");

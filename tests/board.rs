@@ -296,7 +296,7 @@ pub(crate) async fn next_event(
 async fn live_events_arrive_and_are_replayed_after_a_reconnect() {
     let server = TestServer::start();
     let mut ana = guest(&server, "Ana").await;
-    let http = reqwest::Client::new();
+    let http = crate::util::http().build().unwrap();
     let mut stream = http
         .get(format!("{}/boards/1/events", server.url))
         .send()
@@ -505,7 +505,7 @@ async fn floods_are_limited_and_boards_page_and_lock() {
 #[tokio::test]
 async fn captive_portal_probes_get_their_designed_answers() {
     let server = TestServer::start();
-    let http = reqwest::Client::builder()
+    let http = crate::util::http()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -141,7 +141,9 @@ async fn a_shared_board_is_live_on_both_devices_and_replies_come_back() {
     assert!(page.contains("shared with peers"), "{page}");
 
     // A guest's phone on B listens; A's admin posts 50 times.
-    let mut stream = reqwest::Client::new()
+    let mut stream = crate::util::http()
+        .build()
+        .unwrap()
         .get(format!("{}/boards/1/events", b.url))
         .send()
         .await

@@ -46,6 +46,13 @@ mod backup_web;
 /// Forgetting, pruning and rebuilding the index from packs.
 mod prune;
 
+/// A real three-node Garage cluster on 127.0.0.1 (scripts/garage-cluster).
+mod garage;
+
+/// The S3 target against that cluster: round trip, disaster recovery,
+/// node failures, kills during uploads, a flipped byte, bad settings.
+mod s3;
+
 /// The hotspot's name and password through (a fake) nmcli, with undo.
 mod hotspot;
 

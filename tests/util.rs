@@ -185,6 +185,13 @@ impl Drop for TestServer {
     }
 }
 
+/// A reqwest client builder. reqwest is built with `rustls-no-provider`
+/// for Hearth's S3 client, so a process must install ring first.
+pub fn http() -> reqwest::ClientBuilder {
+    hearth_s3::use_ring();
+    reqwest::Client::builder()
+}
+
 /// `hearth` with no `HEARTH_*` from the developer's environment leaking in.
 pub fn hearth_command() -> Command {
     let mut cmd = Command::new(HEARTH);
@@ -273,7 +280,7 @@ impl Client {
     /// all ours), standing in for a second phone on the hotspot.
     pub fn from_address(base: &str, ip: std::net::IpAddr) -> Client {
         Client {
-            http: reqwest::Client::builder()
+            http: http()
                 .redirect(reqwest::redirect::Policy::none())
                 .local_address(ip)
                 .build()

@@ -109,7 +109,9 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
                     Failure::Runtime(e) => format!("{e:#}"),
                     Failure::Restart => String::new(),
                 };
-                eprintln!("warning: the backup is safe on this device; uploading it is left for later: {why}");
+                eprintln!(
+                    "warning: the backup is safe on this device; uploading it is left for later: {why}"
+                );
             }
         }
         BackupCommand::List => {

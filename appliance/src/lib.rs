@@ -19,6 +19,8 @@ use hearth_config::{Config, ConfigError};
 
 /// Runs a parsed command line to completion.
 pub fn run(cli: Cli) -> ExitCode {
+    // Before any HTTP client is built (hearth_s3::use_ring says why).
+    hearth_s3::use_ring();
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::BadInput(msg)) => {

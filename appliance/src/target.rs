@@ -42,9 +42,8 @@ pub(crate) fn run(
                 bucket,
                 access_key,
             };
-            remote::set_target(&p.db, &p.s3_secret, &target, &secret).map_err(|e| {
-                Failure::BadInput(format!("the S3 target was not saved: {e}"))
-            })?;
+            remote::set_target(&p.db, &p.s3_secret, &target, &secret)
+                .map_err(|e| Failure::BadInput(format!("the S3 target was not saved: {e}")))?;
             println!(
                 "S3 target saved: bucket {} at {}. Connection tested (write, read, delete).",
                 target.bucket, target.endpoint
@@ -65,8 +64,14 @@ pub(crate) fn run(
             println!("bucket:      {}", s.bucket);
             println!("access key:  {}", s.access_key);
             println!("secret key:  (saved, not shown)");
-            println!("stored:      {} packs, {} bytes", s.packs_stored, s.bytes_stored);
-            println!("waiting:     {} packs, {} bytes", s.packs_waiting, s.bytes_waiting);
+            println!(
+                "stored:      {} packs, {} bytes",
+                s.packs_stored, s.bytes_stored
+            );
+            println!(
+                "waiting:     {} packs, {} bytes",
+                s.packs_waiting, s.bytes_waiting
+            );
             println!("last upload: {}", when(s.last_upload));
             println!("last check:  {}", when(s.last_check));
             if s.failing_since != 0 {

@@ -22,7 +22,9 @@ pub enum S3Error {
     BadKey(String),
     #[error("there is no bucket \"{0}\" on the service")]
     NoSuchBucket(String),
-    #[error("the key may not do this in bucket \"{0}\" (AccessDenied): give it read and write permission")]
+    #[error(
+        "the key may not do this in bucket \"{0}\" (AccessDenied): give it read and write permission"
+    )]
     Denied(String),
     #[error("this device's clock and the service's differ too much ({0}): set the time on both")]
     ClockSkew(String),
@@ -46,7 +48,10 @@ impl S3Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            S3Error::Resolve(_) | S3Error::Refused(_) | S3Error::Timeout(_) | S3Error::Unavailable(_)
+            S3Error::Resolve(_)
+                | S3Error::Refused(_)
+                | S3Error::Timeout(_)
+                | S3Error::Unavailable(_)
         )
     }
 }
@@ -103,8 +108,7 @@ pub(crate) fn from_response(
                 ),
             };
         }
-        let looks = if body.trim_start().starts_with('<') && body.to_lowercase().contains("<html")
-        {
+        let looks = if body.trim_start().starts_with('<') && body.to_lowercase().contains("<html") {
             "it answered with a web page"
         } else {
             "its answer is not an S3 error"
@@ -168,15 +172,30 @@ mod tests {
         let e = |code: &str, msg: &str| {
             resp(
                 403,
-                &format!("<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>{msg}</Message></Error>"),
+                &format!(
+                    "<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>{msg}</Message></Error>"
+                ),
             )
         };
         assert!(matches!(e("InvalidAccessKeyId", ""), S3Error::BadKey(_)));
-        assert!(matches!(e("AccessDenied", "Forbidden: No such key: GK1"), S3Error::BadKey(_)));
-        assert!(matches!(e("AccessDenied", "Forbidden: Invalid signature"), S3Error::BadKey(_)));
-        assert!(matches!(e("AccessDenied", "Operation is not allowed"), S3Error::Denied(_)));
-        assert!(matches!(e("NoSuchBucket", "Bucket not found"), S3Error::NoSuchBucket(b) if b == "hearth"));
-        assert!(matches!(e("RequestTimeTooSkewed", "skew 20m"), S3Error::ClockSkew(m) if m == "skew 20m"));
+        assert!(matches!(
+            e("AccessDenied", "Forbidden: No such key: GK1"),
+            S3Error::BadKey(_)
+        ));
+        assert!(matches!(
+            e("AccessDenied", "Forbidden: Invalid signature"),
+            S3Error::BadKey(_)
+        ));
+        assert!(matches!(
+            e("AccessDenied", "Operation is not allowed"),
+            S3Error::Denied(_)
+        ));
+        assert!(
+            matches!(e("NoSuchBucket", "Bucket not found"), S3Error::NoSuchBucket(b) if b == "hearth")
+        );
+        assert!(
+            matches!(e("RequestTimeTooSkewed", "skew 20m"), S3Error::ClockSkew(m) if m == "skew 20m")
+        );
         let quorum = resp(
             500,
             "<Error><Code>InternalError</Code><Message>Could not reach quorum of 2</Message></Error>",
@@ -187,7 +206,14 @@ mod tests {
 
     #[test]
     fn a_web_page_is_not_s3() {
-        let e = from_response(200, false, "<!doctype html><html>hi</html>", "x", "h:80", "b");
+        let e = from_response(
+            200,
+            false,
+            "<!doctype html><html>hi</html>",
+            "x",
+            "h:80",
+            "b",
+        );
         assert_eq!(
             e.to_string(),
             "h:80 is not an S3 service: it answered with a web page (status 200)"

@@ -96,9 +96,7 @@ impl Client {
         // no wildcard DNS on a LAN.
         let bucket = Bucket::new(url, UrlStyle::Path, b.clone(), target.region.clone())
             .map_err(|e| S3Error::Settings(format!("the endpoint cannot be used: {e}")))?;
-        // reqwest's rustls asks for the process's crypto provider; Hearth's
-        // is ring, as everywhere else in it.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        use_ring();
         let http = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(300))
@@ -132,9 +130,21 @@ impl Client {
         // Every S3 service answers a stored object with its ETag; a web
         // server that says 200 to anything does not.
         if resp.headers().get(reqwest::header::ETAG).is_none() {
+            let page = resp
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.contains("html"));
             return Err(S3Error::NotS3Endpoint(
                 self.host.clone(),
-                "it accepted an upload without confirming it (no ETag)".into(),
+                if page {
+                    format!(
+                        "it answered with a web page (status {})",
+                        resp.status().as_u16()
+                    )
+                } else {
+                    "it accepted an upload without confirming it (no ETag)".into()
+                },
             ));
         }
         Ok(())
@@ -219,7 +229,11 @@ impl Client {
     /// DELETE is idempotent, which is what makes a repeated sweep safe).
     pub fn delete(&self, key: &str) -> Result<(), S3Error> {
         let url = DeleteObject::new(&self.bucket, Some(&self.credentials), key).sign(VALID_FOR);
-        let resp = self.http.delete(url).send().map_err(|e| self.transport(e))?;
+        let resp = self
+            .http
+            .delete(url)
+            .send()
+            .map_err(|e| self.transport(e))?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(());
         }
@@ -268,6 +282,15 @@ impl Client {
     fn transport(&self, e: reqwest::Error) -> S3Error {
         error::from_transport(&e, &self.host)
     }
+}
+
+/// Makes ring the process's rustls provider. reqwest is built with
+/// `rustls-no-provider` (HTTPS endpoints, without a second crypto library
+/// beside ring), and then every reqwest client in the process, not only
+/// this one, needs a provider installed before it is built: `hearth` calls
+/// this first thing. Repeated calls do nothing.
+pub fn use_ring() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 fn check_field(what: &str, value: &str) -> Result<(), S3Error> {

@@ -65,7 +65,9 @@ impl Repo {
         for (name, size) in packs.iter().take(take) {
             let found = match listed.get(name) {
                 None => Err("missing from the bucket".to_string()),
-                Some(s) if s != size => Err(format!("{s} bytes in the bucket where {size} were stored")),
+                Some(s) if s != size => {
+                    Err(format!("{s} bytes in the bucket where {size} were stored"))
+                }
                 Some(_) if mode == VerifyMode::Structure => Ok(()),
                 Some(_) => self.check_remote_pack(client, &prefix, name)?,
             };
@@ -93,7 +95,10 @@ impl Repo {
                 }
             }
         }
-        w.execute("UPDATE backup_target SET last_check = ?1 WHERE id = 1", [unix_now()])?;
+        w.execute(
+            "UPDATE backup_target SET last_check = ?1 WHERE id = 1",
+            [unix_now()],
+        )?;
         if !damage.is_empty() {
             let names: Vec<&str> = damage.iter().map(|d| d.pack.as_str()).collect();
             let mut affected = self.affected_by(&names)?;
@@ -118,10 +123,18 @@ impl Repo {
     ) -> Result<Result<(), String>, RemoteError> {
         let scratch = Scratch(self.dir.join("tmp").join(name));
         let mut file = std::fs::File::create(&scratch.0).at(&scratch.0)?;
-        match client.get_to(&pack_key(prefix, name), &mut file) {
+        let mut tee = Tee(&mut file, blake3::Hasher::new());
+        match client.get_to(&pack_key(prefix, name), &mut tee) {
             Ok(_) => {}
             Err(S3Error::NoSuchKey(_)) => return Ok(Err("missing from the bucket".into())),
             Err(e) => return Err(e.into()),
+        }
+        // The name is the hash of the bytes: a mismatch is named as such,
+        // before decryption would fail on it less clearly.
+        if tee.1.finalize().to_hex().as_str() != name {
+            return Ok(Err(
+                "its contents no longer match its name (bit rot or tampering)".into(),
+            ));
         }
         file.flush().at(&scratch.0)?;
         Ok(self.check_pack_at(&scratch.0, name))
@@ -218,7 +231,9 @@ pub fn download_repository(
         let n = client.get_to(&key, &mut hasher)?;
         let hash = hasher.1.finalize();
         if hash.to_hex().as_str() != name {
-            report.bad.push((name, "its bytes do not match its name".into()));
+            report
+                .bad
+                .push((name, "its bytes do not match its name".into()));
             continue;
         }
         file.sync_all().at(&scratch.0)?;

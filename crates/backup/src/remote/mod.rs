@@ -21,8 +21,8 @@ use hearth_system::unix_now;
 use crate::{BackupError, repo::store_err};
 
 pub use check::{DownloadReport, RemoteDamage, RemoteVerifyReport, download_repository};
-pub use upload::{UploadProgress, UploadReport};
 pub use hearth_s3::{Client, S3Error, Target};
+pub use upload::{UploadProgress, UploadReport};
 
 /// What the dashboard and `hearth backup target show` say about the target.
 #[derive(Clone, Debug, Default, serde::Serialize)]

@@ -3,7 +3,6 @@
 
 mod admin;
 mod backups;
-mod target;
 mod board;
 mod browse;
 mod files;
@@ -13,6 +12,7 @@ mod network;
 mod peers;
 mod public;
 mod setup;
+mod target;
 mod update;
 
 use axum::{

@@ -194,7 +194,11 @@ pub(crate) async fn save(
     .map_err(|e| WebError::Internal(format!("saving the target: {e}")))?;
     match saved {
         Ok(()) => {
-            log::info!("S3 target set: bucket {} at {}", target.bucket, target.endpoint);
+            log::info!(
+                "S3 target set: bucket {} at {}",
+                target.bucket,
+                target.endpoint
+            );
             state.jobs.upload_now();
             Ok(Redirect::to("/admin/backups/target?done=saved").into_response())
         }
@@ -238,7 +242,11 @@ pub(crate) fn summary_line(s: &TargetStatus, up: &hearth_jobs::UploadState) -> S
             s.last_error
         )
     } else if s.packs_waiting > 0 {
-        format!("{} packs ({}) waiting", s.packs_waiting, bytes(s.bytes_waiting))
+        format!(
+            "{} packs ({}) waiting",
+            s.packs_waiting,
+            bytes(s.bytes_waiting)
+        )
     } else {
         "up to date".into()
     };

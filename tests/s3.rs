@@ -1,0 +1,427 @@
+//! The S3 target against a real three-node Garage cluster, through the
+//! real `hearth` binary: round trip and disaster recovery from the bucket
+//! alone, node failures (quorum), kills during uploads, a flipped byte in
+//! an object, and settings that cannot work.
+
+use std::{
+    fs,
+    io::{Read, Write},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    garage::Garage,
+    lab::{Lab, PASSPHRASE, assert_same_tree, awkward_tree, noise},
+    util::{Dice, TestServer, eventually, hearth_command},
+};
+
+fn set_target(lab: &Lab, g: &Garage) {
+    let args = g.set_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = lab.ok(&args);
+    assert!(out.contains("S3 target saved"), "{out}");
+}
+
+/// A fresh data folder that knows only the S3 settings and the passphrase
+/// brings every snapshot back, byte-identical with modes and times.
+fn recover_elsewhere(g: &Garage, snapshot: &str, expect: &std::path::Path) {
+    let fresh = Lab::bare();
+    set_target(&fresh, g);
+    fs::write(fresh.path("pp"), format!("{PASSPHRASE}\n")).unwrap();
+    let pp = fresh.path("pp");
+    let out = fresh.ok(&[
+        "repair-index",
+        "--recover-key",
+        "--from",
+        "s3",
+        "--passphrase-file",
+        pp.to_str().unwrap(),
+    ]);
+    assert!(out.contains("Downloaded repository"), "{out}");
+    let target = fresh.path("restored");
+    fresh.ok(&["restore", snapshot, "--target", target.to_str().unwrap()]);
+    assert_same_tree(expect, &target);
+    // What came from the bucket is not sent back to it.
+    let show = fresh.ok(&["target", "show"]);
+    assert!(show.contains("waiting:     0 packs"), "{show}");
+}
+
+#[test]
+fn tricky_tree_round_trips_through_the_cluster_and_recovers_from_the_bucket_alone() {
+    let g = Garage::start();
+    let lab = Lab::new();
+    set_target(&lab, &g);
+    let src = lab.path("src");
+    awkward_tree(&src);
+    let (code, out, err) = lab.hearth(&["run", src.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("nothing waiting"), "{err}");
+    let show = lab.ok(&["target", "show"]);
+    assert!(show.contains("waiting:     0 packs"), "{show}");
+    assert!(!show.contains(g.secret()), "the secret is never shown");
+    let mode = fs::metadata(lab.data().join("s3-secret")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+    let out = lab.ok(&["verify", "--target", "s3", "--read-data"]);
+    assert!(out.starts_with("checked "), "{out}");
+    // Objects are named as the local files are, under hearth/<repo id>/.
+    let objects = g.client().list("hearth/").unwrap();
+    let packs: usize = lab
+        .sql("SELECT count(*) FROM backup_packs")
+        .parse()
+        .unwrap();
+    assert_eq!(objects.len(), packs + 2, "{objects:?}");
+    assert!(objects.iter().any(|(k, _)| k.ends_with("/key.age")));
+    recover_elsewhere(&g, "1", &src);
+}
+
+/// One node of three stops in the middle of an upload: Garage still has a
+/// write quorum, the upload completes, and after the node is back a
+/// recovery from the bucket is identical.
+#[test]
+fn one_node_down_mid_upload_still_completes() {
+    let g = Garage::start();
+    let lab = Lab::new();
+    set_target(&lab, &g);
+    let src = lab.path("src");
+    fs::create_dir(&src).unwrap();
+    for i in 0..4 {
+        fs::write(src.join(format!("f{i}")), noise(20 << 20, 40 + i)).unwrap();
+    }
+    let data = lab.data();
+    let child = hearth_command()
+        .arg("--config")
+        .arg(lab.path("hearth.toml"))
+        .args(["backup", "--data", data.to_str().unwrap(), "run"])
+        .arg(&src)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stop a node once the first pack is confirmed by the bucket.
+    eventually(
+        Duration::from_secs(60),
+        "a first pack in the bucket",
+        || {
+            let n: u32 = lab
+                .sql("SELECT count(*) FROM backup_remote")
+                .parse()
+                .unwrap_or(0);
+            if n >= 1 {
+                Ok(())
+            } else {
+                Err("no pack uploaded yet")
+            }
+        },
+    );
+    g.stop_node(3);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("nothing waiting"), "{err}");
+    let packs: u32 = lab
+        .sql("SELECT count(*) FROM backup_packs")
+        .parse()
+        .unwrap();
+    assert!(packs >= 4, "{packs} packs: the node stopped mid-upload");
+    g.start_node(3);
+    recover_elsewhere(&g, "1", &src);
+}
+
+/// Two nodes of three down: no quorum. The backup here still succeeds,
+/// the upload says why it waits, and a running Hearth finishes it by
+/// itself when the nodes return.
+#[test]
+fn two_nodes_down_upload_waits_and_completes_when_they_return() {
+    let g = Garage::start();
+    let mut server = TestServer::start_configured(&[], "s3_retry_secs = 1\n", &[]);
+    let lab = ServerLab(server.config_path(), server.data_dir());
+    let src = server.dir.path().join("src");
+    awkward_tree(&src);
+    fs::write(server.dir.path().join("pp"), format!("{PASSPHRASE}\n")).unwrap();
+    let pp = server.dir.path().join("pp");
+    lab.ok(&["init", "--passphrase-file", pp.to_str().unwrap()]);
+    let args = g.set_args();
+    lab.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    g.stop_node(2);
+    g.stop_node(3);
+    let (code, out, err) = lab.run(&["run", src.to_str().unwrap()]);
+    assert_eq!(code, 0, "the backup here is unaffected: {out}{err}");
+    assert!(out.starts_with("snapshot 1 of"), "{out}");
+    assert!(
+        err.contains("the backup is safe on this device; uploading it is left for later")
+            && err.contains("cannot store or serve now"),
+        "{err}"
+    );
+    let local = server.dir.path().join("local");
+    lab.ok(&["restore", "1", "--target", local.to_str().unwrap()]);
+    assert_same_tree(&src, &local);
+    // The server's uploader tries at start, fails, and backs off (1 s, 2 s, ...).
+    server.restart();
+    let db = server.data_dir().join("hearth.db");
+    eventually(
+        Duration::from_secs(30),
+        "the server's upload failing",
+        || {
+            let failing = sql(
+                &db,
+                "SELECT failing_since > 0 AND last_error != '' FROM backup_target",
+            );
+            if failing == "1" {
+                Ok(())
+            } else {
+                Err("no failure recorded yet")
+            }
+        },
+    );
+    let show = lab.ok(&["target", "show"]);
+    assert!(show.contains("failing since"), "{show}");
+    g.start_node(2);
+    g.start_node(3);
+    eventually(Duration::from_secs(90), "every pack uploaded", || {
+        let waiting = sql(
+            &db,
+            "SELECT count(*) FROM backup_packs WHERE name NOT IN (SELECT name FROM backup_remote)",
+        );
+        if waiting == "0" {
+            Ok(())
+        } else {
+            Err(format!("{waiting} packs waiting"))
+        }
+    });
+    assert!(server.log().contains("S3 target: "), "{}", server.log());
+    let show = lab.ok(&["target", "show"]);
+    assert!(!show.contains("failing since"), "{show}");
+    lab.ok(&["verify", "--target", "s3", "--read-data"]);
+    recover_elsewhere(&g, "1", &src);
+}
+
+/// SIGKILL of `hearth backup run` (backing up, then uploading) at random
+/// moments, 10 rounds: every confirmed object checks good after each, and
+/// the next run completes.
+#[test]
+fn kill_during_uploads_leaves_a_clean_bucket() {
+    let g = Garage::start();
+    let lab = Lab::new();
+    // 16 MiB/s: each round's upload takes a second or two, so random kills
+    // land in it as well as in the backup before it.
+    fs::write(lab.path("hearth.toml"), "s3_bandwidth_kib = 16384\n").unwrap();
+    set_target(&lab, &g);
+    let src = lab.path("src");
+    fs::create_dir(&src).unwrap();
+    let mut dice = Dice::new("s3 kills");
+    let mut mid_upload = 0;
+    for round in 0..10u64 {
+        fs::write(src.join(format!("r{round}")), noise(24 << 20, 100 + round)).unwrap();
+        let mut child = hearth_command()
+            .arg("--config")
+            .arg(lab.path("hearth.toml"))
+            .args(["backup", "--data", lab.data().to_str().unwrap(), "run"])
+            .arg(&src)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let delay = Duration::from_millis(300 + dice.below(2700));
+        std::thread::sleep(delay);
+        let snapshots_before_kill = lab.sql("SELECT count(*) FROM backup_snapshots");
+        let _ = child.kill();
+        let _ = child.wait();
+        let waiting = lab.sql(
+            "SELECT count(*) FROM backup_packs WHERE name NOT IN (SELECT name FROM backup_remote)",
+        );
+        if snapshots_before_kill == (round + 1).to_string() && waiting != "0" {
+            mid_upload += 1;
+        }
+        let (code, out, err) = lab.hearth(&["verify", "--target", "s3", "--read-data"]);
+        assert_eq!(
+            code, 0,
+            "round {round} (killed after {delay:?}): {out}{err}"
+        );
+    }
+    println!("{mid_upload} of 10 kills landed while packs were being uploaded");
+    assert!(
+        mid_upload >= 2,
+        "too few kills landed mid-upload: {mid_upload}"
+    );
+    lab.ok(&["run", src.to_str().unwrap()]);
+    let show = lab.ok(&["target", "show"]);
+    assert!(show.contains("waiting:     0 packs"), "{show}");
+    lab.ok(&["verify", "--target", "s3", "--read-data"]);
+    let last = lab.sql("SELECT max(id) FROM backup_snapshots");
+    recover_elsewhere(&g, &last, &src);
+}
+
+/// A byte flipped in an object (written back with the S3 API) is found by
+/// verify, named with the files it affects, and sent again from the good
+/// copy here; the next verify is clean.
+#[test]
+fn flipped_byte_in_the_bucket_is_named_and_repaired() {
+    let g = Garage::start();
+    let lab = Lab::new();
+    set_target(&lab, &g);
+    let src = lab.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("precious.bin"), noise(3 << 20, 9)).unwrap();
+    lab.ok(&["run", src.to_str().unwrap()]);
+    let client = g.client();
+    let (key, _) = client
+        .list("hearth/")
+        .unwrap()
+        .into_iter()
+        .find(|(k, _)| k.contains("/packs/"))
+        .unwrap();
+    let mut bytes = client.get(&key).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    client.put(&key, bytes).unwrap();
+    let pack = key.rsplit('/').next().unwrap();
+    let (code, out, err) = lab.hearth(&["verify", "--target", "s3", "--read-data"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "pack {pack}: its contents no longer match its name"
+        )) && out.contains("(re-uploaded from this device's copy)")
+            && out.contains("precious.bin"),
+        "{out}"
+    );
+    assert!(
+        err.contains("1 damaged or missing packs in the S3 target, 1 re-uploaded"),
+        "{err}"
+    );
+    lab.ok(&["verify", "--target", "s3", "--read-data"]);
+    recover_elsewhere(&g, "1", &src);
+}
+
+/// Settings that cannot work are refused with the reason, and nothing is
+/// stored: no target row, no secret file.
+#[test]
+fn bad_settings_are_refused_with_a_reason_and_nothing_stored() {
+    let g = Garage::start();
+    let lab = Lab::new();
+    let html = html_server();
+    let secret = g.secret_file();
+    let secret = secret.to_str().unwrap();
+    let wrong_secret = lab.path("wrong");
+    fs::write(
+        &wrong_secret,
+        "0000000000000000000000000000000000000000000000000000000000000000\n",
+    )
+    .unwrap();
+    let cases: [(&str, &str, &str, &str, &str); 5] = [
+        (
+            g.endpoint(),
+            "hearth",
+            "GK0000000000000000000000",
+            secret,
+            "the access key ID or secret key is wrong",
+        ),
+        (
+            g.endpoint(),
+            "hearth",
+            g.key_id(),
+            wrong_secret.to_str().unwrap(),
+            "the access key ID or secret key is wrong",
+        ),
+        (
+            g.endpoint(),
+            "no-such-bucket",
+            g.key_id(),
+            secret,
+            "there is no bucket \"no-such-bucket\"",
+        ),
+        (
+            "http://127.0.0.1:9",
+            "hearth",
+            g.key_id(),
+            secret,
+            "127.0.0.1:9 refused the connection",
+        ),
+        (
+            &html,
+            "hearth",
+            g.key_id(),
+            secret,
+            "is not an S3 service: it answered with a web page",
+        ),
+    ];
+    for (endpoint, bucket, key, secret_file, expect) in cases {
+        let (code, out, err) = lab.hearth(&[
+            "target",
+            "set",
+            "--endpoint",
+            endpoint,
+            "--bucket",
+            bucket,
+            "--access-key",
+            key,
+            "--secret-file",
+            secret_file,
+        ]);
+        assert_eq!(code, 2, "{endpoint} {bucket}: {out}{err}");
+        assert!(
+            err.starts_with("hearth: the S3 target was not saved: ") && err.contains(expect),
+            "{endpoint} {bucket}: {err}"
+        );
+        assert_eq!(lab.sql("SELECT count(*) FROM backup_target"), "0");
+        assert!(!lab.data().join("s3-secret").exists());
+    }
+    let out = lab.ok(&["target", "show"]);
+    assert!(out.starts_with("No S3 target"), "{out}");
+    let (code, _, err) = lab.hearth(&["verify", "--target", "s3"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no S3 target is set"), "{err}");
+}
+
+/// An HTTP server that answers every request with a web page.
+fn html_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut conn = conn;
+            let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+            let mut buf = [0u8; 65536];
+            let started = Instant::now();
+            // Read the head and whatever body comes quickly.
+            while started.elapsed() < Duration::from_millis(300) {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            let body = "<!doctype html><html><body>Welcome to my router</body></html>";
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// `hearth backup` against a running server's config and data folder.
+struct ServerLab(std::path::PathBuf, std::path::PathBuf);
+
+impl ServerLab {
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        crate::util::run_backup(&self.0, &self.1, args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "hearth backup {args:?}: {out}{err}");
+        out
+    }
+}
+
+fn sql(db: &std::path::Path, query: &str) -> String {
+    let out = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg(query)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
