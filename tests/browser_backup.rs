@@ -139,3 +139,60 @@ async fn upload_backup_download_and_restore_in_chromium() {
     );
     b.close().await.unwrap();
 }
+
+/// Admin → Backups → Where backups go at phone width, against a real
+/// three-node Garage cluster: a wrong key fails the test with the reason,
+/// the right one passes, and Save keeps the secret out of the page.
+#[tokio::test]
+async fn s3_target_is_tested_and_saved_in_chromium() {
+    let g = crate::garage::Garage::start();
+    let server = TestServer::start();
+    let driver = Driver::start();
+    let b = driver.browser(360, 780).await;
+    let url = &server.url;
+    b.goto(&format!("{url}/setup")).await.unwrap();
+    fill(&b, "#password", "a very good password").await;
+    fill(&b, "#confirm", "a very good password").await;
+    click(&b, "form button[type=submit]").await;
+    arrive(&b, "/admin").await;
+
+    b.goto(&format!("{url}/admin/backups/target"))
+        .await
+        .unwrap();
+    assert_fits(&b, "where backups go").await;
+    fill(&b, "#endpoint", g.endpoint()).await;
+    fill(&b, "#bucket", "hearth").await;
+    fill(&b, "#access_key", g.key_id()).await;
+    fill(&b, "#secret", &"0".repeat(64)).await;
+    click(&b, "#test-connection").await;
+    appears(&b, "#test-result").await;
+    let result = crate::browser::text_of(&b, "#test-result").await;
+    assert!(
+        result.contains("Connection failed: the access key ID or secret key is wrong"),
+        "{result}"
+    );
+    shot(&b, "phone-360-14-s3-target-wrong-key").await;
+
+    // What was typed is kept, except the secret, which is asked for again.
+    let secret = b.find(Locator::Css("#secret")).await.unwrap();
+    assert_eq!(secret.prop("value").await.unwrap().as_deref(), Some(""));
+    fill(&b, "#secret", g.secret()).await;
+    click(&b, "#test-connection").await;
+    appears(&b, "#test-result").await;
+    let result = crate::browser::text_of(&b, "#test-result").await;
+    assert!(result.contains("Connection works"), "{result}");
+    assert!(!b.source().await.unwrap().contains(g.secret()));
+    shot(&b, "phone-360-15-s3-target-works").await;
+
+    fill(&b, "#secret", g.secret()).await;
+    click(&b, "#save-target").await;
+    appears(&b, "#target-state").await;
+    let page = text(&b).await;
+    assert!(page.contains("S3 target saved"), "{page}");
+    assert!(page.contains("Bucket hearth at"), "{page}");
+    assert!(!b.source().await.unwrap().contains(g.secret()));
+    assert_fits(&b, "the saved target").await;
+    shot(&b, "phone-360-16-s3-target-saved").await;
+    let saved = std::fs::read_to_string(server.data_dir().join("s3-secret")).unwrap();
+    assert_eq!(saved, g.secret());
+}
