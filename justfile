@@ -66,6 +66,12 @@ bench-backup:
     scripts/bootstrap bench
     benches/backup.sh
 
+# S3 benchmark: Hearth vs restic's S3 backend into one three-node Garage cluster (~1 GiB).
+bench-s3:
+    scripts/bootstrap all
+    scripts/bootstrap bench
+    benches/s3.sh
+
 # Board benchmark: 1000 live SSE clients at 20 posts/s, and the board page vs axum hello world.
 bench-board:
     cargo bench -p hearth --bench board

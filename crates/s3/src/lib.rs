@@ -114,7 +114,41 @@ impl Client {
     /// MD5 (`Content-MD5`), so a body damaged on the way is refused, not
     /// stored; a PUT is atomic, so a cut connection stores nothing.
     pub fn put(&self, key: &str, body: Vec<u8>) -> Result<(), S3Error> {
-        let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&body));
+        let md5 = md5::Md5::digest(&body);
+        let len = body.len() as u64;
+        self.put_body(key, md5.into(), len, body.into())
+    }
+
+    /// Stores the file at `path` under `key`, streamed from disk (one
+    /// pass for its MD5, one to send it), so memory stays flat however
+    /// many uploads run at once.
+    pub fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), S3Error> {
+        let local = |e: std::io::Error| S3Error::Other(format!("{}: {e}", path.display()));
+        let mut file = std::fs::File::open(path).map_err(local)?;
+        let mut md5 = md5::Md5::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut len = 0u64;
+        loop {
+            let n = file.read(&mut buf).map_err(local)?;
+            if n == 0 {
+                break;
+            }
+            md5.update(&buf[..n]);
+            len += n as u64;
+        }
+        let file = std::fs::File::open(path).map_err(local)?;
+        let body = reqwest::blocking::Body::sized(file.take(len), len);
+        self.put_body(key, md5.finalize().into(), len, body)
+    }
+
+    fn put_body(
+        &self,
+        key: &str,
+        md5: [u8; 16],
+        len: u64,
+        body: reqwest::blocking::Body,
+    ) -> Result<(), S3Error> {
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5);
         let mut action = PutObject::new(&self.bucket, Some(&self.credentials), key);
         action.headers_mut().insert("content-md5", md5.clone());
         let url = action.sign(VALID_FOR);
@@ -122,7 +156,7 @@ impl Client {
             .http
             .put(url)
             .header("content-md5", md5)
-            .header("content-length", body.len())
+            .header("content-length", len)
             .body(body)
             .send()
             .map_err(|e| self.transport(e))?;

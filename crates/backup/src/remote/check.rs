@@ -9,7 +9,7 @@ use hearth_s3::{Client, S3Error};
 use hearth_store::rusqlite::params;
 use hearth_system::unix_now;
 
-use super::{RemoteError, Scratch, pack_key, prefix};
+use super::{RemoteError, Scratch, in_parallel, pack_key, prefix};
 use crate::{BackupError, Repo, VerifyMode, error::IoContext, pack::pack_path};
 
 /// One object in the bucket that is missing or damaged.
@@ -214,42 +214,61 @@ pub fn download_repository(
         repo_id: id.clone(),
         ..DownloadReport::default()
     };
+    let mut fetch = vec![];
     for (key, size) in client.list(&format!("{prefix}packs/"))? {
         let name = key.rsplit('/').next().unwrap_or_default().to_string();
         if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
             report.bad.push((key, "not a pack name".into()));
-            continue;
-        }
-        let dest = pack_path(dir, &name);
-        if std::fs::metadata(&dest).is_ok_and(|m| m.len() == size) {
+        } else if std::fs::metadata(pack_path(dir, &name)).is_ok_and(|m| m.len() == size) {
             report.present += 1;
-            continue;
+        } else {
+            fetch.push((key, name));
         }
-        let scratch = Scratch(dir.join("tmp").join(&name));
-        let mut file = std::fs::File::create(&scratch.0).at(&scratch.0)?;
-        let mut hasher = Tee(&mut file, blake3::Hasher::new());
-        let n = client.get_to(&key, &mut hasher)?;
-        let hash = hasher.1.finalize();
-        if hash.to_hex().as_str() != name {
-            report
-                .bad
-                .push((name, "its bytes do not match its name".into()));
-            continue;
-        }
-        file.sync_all().at(&scratch.0)?;
-        let parent = dest.parent().unwrap_or(dir);
-        std::fs::create_dir_all(parent).at(parent)?;
-        std::fs::rename(&scratch.0, &dest).at(&dest)?;
-        hearth_system::sync_parent(&dest).at(&dest)?;
-        report.packs += 1;
-        report.bytes += n;
     }
+    in_parallel(
+        fetch,
+        |(key, name)| fetch_pack(client, dir, &key, &name).map(|got| (name, got)),
+        |(name, got)| {
+            match got {
+                Ok(n) => {
+                    report.packs += 1;
+                    report.bytes += n;
+                }
+                Err(why) => report.bad.push((name, why)),
+            }
+            Ok(())
+        },
+    )?;
     // The key, then the marker: only a complete download is a repository.
     for file in ["key.age", "HEARTH-REPO"] {
         let bytes = client.get(&format!("{prefix}{file}"))?;
         hearth_system::write_durably(&dir.join(file), &bytes).at(dir.join(file))?;
     }
     Ok(report)
+}
+
+/// One pack into `tmp/`, checked against its name, fsynced and renamed
+/// into place: `Ok(Err(why))` when its bytes are not what its name says.
+fn fetch_pack(
+    client: &Client,
+    dir: &Path,
+    key: &str,
+    name: &str,
+) -> Result<Result<u64, String>, RemoteError> {
+    let scratch = Scratch(dir.join("tmp").join(name));
+    let mut file = std::fs::File::create(&scratch.0).at(&scratch.0)?;
+    let mut hasher = Tee(&mut file, blake3::Hasher::new());
+    let n = client.get_to(key, &mut hasher)?;
+    if hasher.1.finalize().to_hex().as_str() != name {
+        return Ok(Err("its bytes do not match its name".into()));
+    }
+    file.sync_all().at(&scratch.0)?;
+    let dest = pack_path(dir, name);
+    let parent = dest.parent().unwrap_or(dir);
+    std::fs::create_dir_all(parent).at(parent)?;
+    std::fs::rename(&scratch.0, &dest).at(&dest)?;
+    hearth_system::sync_parent(&dest).at(&dest)?;
+    Ok(Ok(n))
 }
 
 fn other(message: String) -> RemoteError {

@@ -1,13 +1,14 @@
 //! The uploader: packs to the bucket in write order, each confirmed before
 //! it is counted, then the prune's deletions once nothing is waiting.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hearth_s3::Client;
 use hearth_store::rusqlite::params;
 use hearth_system::unix_now;
 
-use super::{RemoteError, pack_key, prefix, record_outcome};
+use super::{RemoteError, in_parallel, pack_key, prefix, record_outcome};
 use crate::{BackupError, Repo, error::IoContext, pack::pack_path};
 
 /// Where an upload stands, for live progress.
@@ -34,8 +35,8 @@ impl Repo {
     /// waiting, deletes from the bucket the packs prune removed here.
     ///
     /// Write order: `HEARTH-REPO` and `key.age` first; each pack is PUT
-    /// (atomic, MD5-checked by the service) and its `backup_remote` row is
-    /// written only after the service confirmed it. A kill at any point
+    /// (atomic, MD5-checked by the service; several at once) and its
+    /// `backup_remote` row is written only after the service confirmed it. A kill at any point
     /// leaves at most an object without a row, which is sent again (same
     /// name, same bytes). The outcome is recorded on the target's row for
     /// the dashboard.
@@ -73,17 +74,34 @@ impl Repo {
             ..UploadProgress::default()
         };
         progress(p);
-        let started = Instant::now();
         let w = self.writer()?;
-        for (name, size) in waiting {
+        // Bytes handed to uploads so far, for the bandwidth limit.
+        let paced = Mutex::new(0u64);
+        let started = Instant::now();
+        let upload = |(name, size): (String, u64)| {
+            if bytes_per_sec > 0 {
+                let before = paced.lock().map_or(0, |mut b| {
+                    *b += size;
+                    *b - size
+                });
+                let due = Duration::from_secs_f64(before as f64 / bytes_per_sec as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
             let path = pack_path(&self.dir, &name);
-            let bytes = match std::fs::read(&path) {
-                Ok(b) => b,
+            match client.put_file(&pack_key(&prefix, &name), &path) {
+                Ok(()) => Ok(Some((name, size))),
                 // Pruned since the queue was read: nothing to send.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(BackupError::Io { path, source: e }.into()),
+                Err(_) if !path.exists() => Ok(None),
+                Err(e) => Err(RemoteError::from(e)),
+            }
+        };
+        // Rows are written here, one per confirmed pack, as they come.
+        in_parallel(waiting, upload, |sent| {
+            let Some((name, size)) = sent else {
+                return Ok(());
             };
-            client.put(&pack_key(&prefix, &name), bytes)?;
             let now = unix_now();
             w.execute(
                 "INSERT OR REPLACE INTO backup_remote (name, size, uploaded_at) VALUES (?1, ?2, ?3)",
@@ -98,13 +116,8 @@ impl Repo {
             p.packs_done += 1;
             p.bytes_done += size;
             progress(p);
-            if bytes_per_sec > 0 {
-                let due = Duration::from_secs_f64(p.bytes_done as f64 / bytes_per_sec as f64);
-                if let Some(wait) = due.checked_sub(started.elapsed()) {
-                    std::thread::sleep(wait);
-                }
-            }
-        }
+            Ok(())
+        })?;
         // The sweep waits for an empty queue: the packs prune wrote must be
         // in the bucket before the ones they replace leave it, so the bucket
         // alone restores every remaining snapshot at every moment.
