@@ -195,4 +195,12 @@ async fn s3_target_is_tested_and_saved_in_chromium() {
     shot(&b, "phone-360-16-s3-target-saved").await;
     let saved = std::fs::read_to_string(server.data_dir().join("s3-secret")).unwrap();
     assert_eq!(saved, g.secret());
+    // The dashboard's Backups card carries the target's line.
+    b.goto(&format!("{url}/admin")).await.unwrap();
+    let line = crate::browser::text_of(&b, "#backup-target").await;
+    assert!(
+        line.starts_with("S3 target hearth: up to date")
+            && line.contains("last upload never · last check never"),
+        "{line}"
+    );
 }

@@ -64,13 +64,27 @@ fn tricky_tree_round_trips_through_the_cluster_and_recovers_from_the_bucket_alon
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(mode.permissions().mode() & 0o777, 0o600);
     let out = lab.ok(&["verify", "--target", "s3", "--read-data"]);
-    assert!(out.starts_with("checked "), "{out}");
-    // Objects are named as the local files are, under hearth/<repo id>/.
-    let objects = g.client().list("hearth/").unwrap();
     let packs: usize = lab
         .sql("SELECT count(*) FROM backup_packs")
         .parse()
         .unwrap();
+    assert!(
+        out.starts_with(&format!(
+            "checked {packs} of {packs} packs in the S3 target"
+        )),
+        "{out}"
+    );
+    // A sample checks its share, least recently checked first.
+    let out = lab.ok(&["verify", "--target", "s3", "--sample", "50"]);
+    let half = packs.div_ceil(2);
+    assert!(
+        out.starts_with(&format!("checked {half} of {packs}")),
+        "{out}"
+    );
+    let out = lab.ok(&["target", "show"]);
+    assert!(!out.contains("last check:  never"), "{out}");
+    // Objects are named as the local files are, under hearth/<repo id>/.
+    let objects = g.client().list("hearth/").unwrap();
     assert_eq!(objects.len(), packs + 2, "{objects:?}");
     assert!(objects.iter().any(|(k, _)| k.ends_with("/key.age")));
     recover_elsewhere(&g, "1", &src);

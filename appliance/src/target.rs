@@ -147,8 +147,8 @@ pub(crate) fn verify(p: &Paths, mode: VerifyMode, json: bool) -> Result<(), Fail
             } else {
                 ""
             };
-            println!("pack {}: {}{fixed}", d.pack, d.reason);
-            for (snap, path) in &d.affected {
+            println!("pack {}: {}{fixed}", d.damage.pack, d.damage.reason);
+            for (snap, path) in &d.damage.affected {
                 println!("  affects snapshot {snap}: {path}");
             }
         }

@@ -79,13 +79,7 @@ impl Repo {
             }
             tx.commit()?;
         }
-        if !damage.is_empty() {
-            let packs: Vec<&str> = damage.iter().map(|d| d.pack.as_str()).collect();
-            let mut affected = self.affected_by(&packs)?;
-            for d in &mut damage {
-                d.affected = affected.remove(&d.pack).unwrap_or_default();
-            }
-        }
+        self.fill_affected(damage.iter_mut())?;
         Ok(VerifyReport {
             packs: packs.len(),
             checked: take,
@@ -161,9 +155,26 @@ impl Repo {
         Ok(())
     }
 
+    /// Names, in each damage, the files that need its pack.
+    pub(crate) fn fill_affected<'a>(
+        &self,
+        damage: impl Iterator<Item = &'a mut Damage>,
+    ) -> Result<(), BackupError> {
+        let damage: Vec<&mut Damage> = damage.collect();
+        if damage.is_empty() {
+            return Ok(());
+        }
+        let packs: Vec<&str> = damage.iter().map(|d| d.pack.as_str()).collect();
+        let mut affected = self.affected_by(&packs)?;
+        for d in damage {
+            d.affected = affected.remove(&d.pack).unwrap_or_default();
+        }
+        Ok(())
+    }
+
     /// Every file, in every snapshot, that needs a chunk from each of
     /// `packs`, found in one walk over all snapshots.
-    pub(crate) fn affected_by(
+    fn affected_by(
         &self,
         packs: &[&str],
     ) -> Result<HashMap<String, Vec<(i64, String)>>, BackupError> {

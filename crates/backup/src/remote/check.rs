@@ -10,17 +10,16 @@ use hearth_store::rusqlite::params;
 use hearth_system::unix_now;
 
 use super::{RemoteError, Scratch, in_parallel, pack_key, prefix};
-use crate::{BackupError, Repo, VerifyMode, error::IoContext, pack::pack_path};
+use crate::{BackupError, Damage, Repo, VerifyMode, error::IoContext, pack::pack_path};
 
-/// One object in the bucket that is missing or damaged.
+/// One object in the bucket that is missing or damaged: the pack, why, and
+/// what a restore from the bucket alone would lose.
 #[derive(Debug, serde::Serialize)]
 pub struct RemoteDamage {
-    pub pack: String,
-    pub reason: String,
+    #[serde(flatten)]
+    pub damage: Damage,
     /// Whether it was sent again from this device's copy (which checked good).
     pub repaired: bool,
-    /// (snapshot id, path) that a restore from the bucket alone would lose.
-    pub affected: Vec<(i64, String)>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -87,10 +86,12 @@ impl Repo {
                         true
                     };
                     damage.push(RemoteDamage {
-                        pack: name.clone(),
-                        reason,
+                        damage: Damage {
+                            pack: name.clone(),
+                            reason,
+                            affected: vec![],
+                        },
                         repaired,
-                        affected: vec![],
                     });
                 }
             }
@@ -99,13 +100,7 @@ impl Repo {
             "UPDATE backup_target SET last_check = ?1 WHERE id = 1",
             [unix_now()],
         )?;
-        if !damage.is_empty() {
-            let names: Vec<&str> = damage.iter().map(|d| d.pack.as_str()).collect();
-            let mut affected = self.affected_by(&names)?;
-            for d in &mut damage {
-                d.affected = affected.remove(&d.pack).unwrap_or_default();
-            }
-        }
+        self.fill_affected(damage.iter_mut().map(|d| &mut d.damage))?;
         Ok(RemoteVerifyReport {
             packs: packs.len(),
             checked: take,
