@@ -15,7 +15,9 @@ const PASSPHRASE: &str = "a long recovery passphrase";
 
 /// The newest snapshot id shown on the Backups page, if any.
 async fn newest_snapshot(c: &mut Client) -> Option<i64> {
-    let body = c.get("/admin/backups").await.body;
+    let page = c.get("/admin/backups").await.body;
+    // The first snapshot link in the Snapshots card (the page has others).
+    let body = &page[page.find("id=\"snapshots\"")?..];
     let start = body.find("href=\"/admin/backups/")? + "href=\"/admin/backups/".len();
     body[start..].split('"').next()?.parse().ok()
 }

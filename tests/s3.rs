@@ -492,3 +492,86 @@ fn pruned_packs_leave_the_bucket() {
     // The remaining snapshot is the only one, so it is number 1 there.
     recover_elsewhere(&g, "1", &src);
 }
+
+/// Disaster recovery from the admin page: a new Hearth given only the S3
+/// settings offers it; a wrong passphrase recovers nothing and says so, the
+/// right one brings the snapshots back.
+#[tokio::test]
+async fn admin_page_recovers_from_the_bucket() {
+    let g = Garage::start();
+    let lab = Lab::new();
+    set_target(&lab, &g);
+    let src = lab.path("src");
+    awkward_tree(&src);
+    lab.ok(&["run", src.to_str().unwrap()]);
+
+    let server = TestServer::start();
+    let mut c = server.client();
+    assert_eq!(c.claim("recovery test password").await.status, 303);
+    let page = c.get("/admin/backups").await.body;
+    assert!(!page.contains("Recover from the S3 target"), "{page}");
+    let p = c
+        .submit(
+            "/admin/backups/target",
+            "/admin/backups/target",
+            &[
+                ("endpoint", g.endpoint()),
+                ("region", "garage"),
+                ("bucket", "hearth"),
+                ("access_key", g.key_id()),
+                ("secret", g.secret()),
+            ],
+        )
+        .await;
+    assert_eq!(
+        p.location(),
+        Some("/admin/backups/target?done=saved"),
+        "{}",
+        p.body
+    );
+    let page = c.get("/admin/backups").await.body;
+    assert!(page.contains("Recover from the S3 target"), "{page}");
+
+    let p = c
+        .submit(
+            "/admin/backups",
+            "/admin/backups/recover",
+            &[("passphrase", "not the passphrase at all")],
+        )
+        .await;
+    assert_eq!(p.status, 400, "{}", p.body);
+    assert!(
+        p.body
+            .contains("Nothing was recovered: The recovery passphrase is not right."),
+        "{}",
+        p.body
+    );
+    assert!(!server.data_dir().join("backup.key").exists());
+
+    let p = c
+        .submit(
+            "/admin/backups",
+            "/admin/backups/recover",
+            &[("passphrase", PASSPHRASE)],
+        )
+        .await;
+    assert_eq!(
+        p.location(),
+        Some("/admin/backups?done=recovered"),
+        "{}",
+        p.body
+    );
+    let page = c.get("/admin/backups?done=recovered").await.body;
+    assert!(
+        page.contains("Backups recovered from the S3 target") && page.contains("/src</code>"),
+        "{page}"
+    );
+    let out = server.dir.path().join("out");
+    let (code, _, err) = crate::util::run_backup(
+        &server.config_path(),
+        &server.data_dir(),
+        &["restore", "1", "--target", out.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_same_tree(&src, &out);
+}

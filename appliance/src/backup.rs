@@ -65,6 +65,8 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
                         .into(),
                 ));
             }
+            // With an S3 target, packs start uploading as they are written.
+            let beside = crate::target::Beside::start(&p, config);
             for source in sources {
                 if !source.is_dir() {
                     return Err(Failure::BadInput(format!(
@@ -103,7 +105,8 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
             // The backup is done and safe here; a target that cannot take
             // it now gets it later (the server retries), so that is a
             // warning, not a failed backup.
-            if let Err(e) = crate::target::upload(&p, config, false) {
+            let sent = beside.finish();
+            if let Err(e) = crate::target::upload(&p, config, false, sent) {
                 let why = match e {
                     Failure::BadInput(m) => m,
                     Failure::Runtime(e) => format!("{e:#}"),

@@ -2,10 +2,14 @@
 //! bucket: the command-line face of the S3 target (docs/scale-out.md).
 
 use std::path::PathBuf;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 
 use hearth_backup::{
     Repo, VerifyMode,
-    remote::{self, Client, RemoteError, Target},
+    remote::{self, Client, RemoteError, Target, UploadReport},
 };
 use hearth_config::Config;
 use hearth_jobs::Paths;
@@ -89,15 +93,67 @@ pub(crate) fn run(
             println!("S3 target forgotten here; the bucket was left as it is.");
         }
         TargetCommand::Upload => {
-            upload(p, config, true)?;
+            upload(p, config, true, UploadReport::default())?;
         }
     }
     Ok(())
 }
 
+/// Uploads beside a running backup: passes over the packs indexed so far,
+/// a second apart, so that the upload overlaps the backup instead of
+/// following it. A failed pass ends it quietly; the pass after the backup
+/// ([`upload`]) says why.
+pub(crate) struct Beside {
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<UploadReport>>,
+}
+
+impl Beside {
+    pub(crate) fn start(p: &Paths, config: &Config) -> Beside {
+        let done = Arc::new(AtomicBool::new(false));
+        let client = remote::connect(&p.db, &p.s3_secret).ok().flatten();
+        let thread = match (client, p.open()) {
+            (Some(client), Ok(repo)) => {
+                let (done, rate) = (done.clone(), config.s3_bandwidth_kib.saturating_mul(1024));
+                std::thread::Builder::new()
+                    .name("s3-beside".into())
+                    .spawn(move || {
+                        let mut sent = UploadReport::default();
+                        while !done.load(Ordering::Relaxed) {
+                            match repo.upload(&client, rate, &|_| {}) {
+                                Ok(r) => {
+                                    sent.packs += r.packs;
+                                    sent.bytes += r.bytes;
+                                }
+                                Err(_) => break,
+                            }
+                            std::thread::sleep(std::time::Duration::from_secs(1));
+                        }
+                        sent
+                    })
+                    .ok()
+            }
+            _ => None,
+        };
+        Beside { done, thread }
+    }
+
+    /// Stops after the pass under way; what it sent.
+    pub(crate) fn finish(self) -> UploadReport {
+        self.done.store(true, Ordering::Relaxed);
+        self.thread.and_then(|t| t.join().ok()).unwrap_or_default()
+    }
+}
+
 /// Uploads what the target lacks, if a target is set; a no-op otherwise.
-/// `loud` prints progress lines (the `upload` command).
-pub(crate) fn upload(p: &Paths, config: &Config, loud: bool) -> Result<(), Failure> {
+/// `loud` prints progress lines (the `upload` command); `before` is what an
+/// upload beside the backup already sent, for the summary line.
+pub(crate) fn upload(
+    p: &Paths,
+    config: &Config,
+    loud: bool,
+    before: UploadReport,
+) -> Result<(), Failure> {
     let Some(client) = remote::connect(&p.db, &p.s3_secret)? else {
         if loud {
             println!("No S3 target is set.");
@@ -119,7 +175,9 @@ pub(crate) fn upload(p: &Paths, config: &Config, loud: bool) -> Result<(), Failu
     )?;
     let line = format!(
         "S3 target: {} packs ({} bytes) uploaded, {} deleted; nothing waiting.",
-        report.packs, report.bytes, report.deleted
+        report.packs + before.packs,
+        report.bytes + before.bytes,
+        report.deleted
     );
     // After `backup run`, stdout is the run's own (possibly JSON) report.
     if loud {

@@ -253,6 +253,10 @@ impl ZeroTier {
     /// yet.
     pub fn new(api: &str, token_file: &Path) -> Result<ZeroTier, ZeroTierError> {
         let base = parse_base(api)?;
+        // reqwest is built with `rustls-no-provider` (for Hearth's S3
+        // client), so a provider must be installed before any client is
+        // built; ring is Hearth's. Repeated installs do nothing.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             // A proxy from the environment must not see the token.
             .no_proxy()

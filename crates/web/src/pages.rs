@@ -114,6 +114,9 @@ pub(crate) struct BackupsPage {
     pub settings: hearth_backup::Settings,
     /// Where backups go: this device, and the S3 target if set.
     pub target_line: String,
+    /// Without a working repository but with an S3 target: the target, to
+    /// offer recovering from it.
+    pub recover_from: Option<String>,
 }
 
 /// One entry of a browsed folder.

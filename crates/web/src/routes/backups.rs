@@ -110,6 +110,15 @@ pub(crate) async fn page(
     })
     .await?;
     let status = state.jobs.status();
+    // No working repository, but an S3 target: offer recovering from it.
+    let recover_from = if loaded.needs_init || loaded.problem.is_some() {
+        let db = state.jobs.paths().db.clone();
+        blocking(move || hearth_backup::remote::target(&db))
+            .await?
+            .map(|t| format!("bucket {} at {}", t.bucket, t.endpoint))
+    } else {
+        None
+    };
     let (jar, csrf) = issue(&state, jar)?;
     let page = BackupsPage {
         csrf,
@@ -126,6 +135,9 @@ pub(crate) async fn page(
                 "added" => Some("Folder added. Its first backup starts now."),
                 "removed" => Some("Hearth no longer backs up that folder. Its snapshots are kept."),
                 "saved" => Some("Settings saved."),
+                "recovered" => Some(
+                    "Backups recovered from the S3 target: every snapshot below can be browsed and restored.",
+                ),
                 _ => None,
             })
             .map(str::to_string),
@@ -139,6 +151,7 @@ pub(crate) async fn page(
         warnings: status.warnings,
         watch_problem: status.watch_problem,
         settings: loaded.settings,
+        recover_from,
         target_line: super::target::line(&state).await.unwrap_or_else(|| {
             "This device, and the paired Hearths under Peers. No S3 target.".into()
         }),
