@@ -491,6 +491,21 @@ fn pruned_packs_leave_the_bucket() {
     lab.ok(&["verify", "--target", "s3", "--read-data"]);
     // The remaining snapshot is the only one, so it is number 1 there.
     recover_elsewhere(&g, "1", &src);
+
+    // A pack that a repair leaves out here (damaged) is not prune's to
+    // delete: the bucket keeps what may be its only good copy.
+    let name = after[0].clone();
+    let path = lab.data().join("repo/packs").join(&name[..2]).join(&name);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[1000] ^= 1;
+    fs::write(&path, bytes).unwrap();
+    let (code, out, _) = lab.hearth(&["repair-index"]);
+    assert!(
+        code != 0 && out.contains(&format!("left out pack {name}")),
+        "{out}"
+    );
+    lab.ok(&["target", "upload"]);
+    assert!(pack_objects().contains(&name), "the bucket's copy was kept");
 }
 
 /// Disaster recovery from the admin page: a new Hearth given only the S3

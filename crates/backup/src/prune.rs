@@ -177,6 +177,11 @@ impl Repo {
                 "INSERT OR IGNORE INTO backup_condemned (name, at) VALUES (?1, ?2)",
                 params![name, unix_now()],
             )?;
+            // The S3 target's copy goes too, once its queue is empty.
+            tx.execute(
+                "UPDATE backup_remote SET condemned = 1 WHERE name = ?1",
+                [name],
+            )?;
             report.bytes_freed += size;
         }
         for name in &orphans {

@@ -15,11 +15,14 @@ CREATE TABLE backup_target (
 ) STRICT;
 
 -- Packs the target has confirmed storing (a row only after its 200). The
--- upload queue is "packs without a row"; rows without a local pack are
--- the prune's deletions still to be swept from the bucket.
+-- upload queue is "packs without a row". `condemned` is set by prune, in
+-- the transaction that drops the pack here: those objects are swept from
+-- the bucket once nothing waits. Only prune sets it, so a pack that a
+-- repair left out (damaged or lost here) keeps its copy in the bucket.
 CREATE TABLE backup_remote (
     name         TEXT    PRIMARY KEY,
     size         INTEGER NOT NULL,
     uploaded_at  INTEGER NOT NULL,
-    verified_at  INTEGER NOT NULL DEFAULT 0
+    verified_at  INTEGER NOT NULL DEFAULT 0,
+    condemned    INTEGER NOT NULL DEFAULT 0
 ) STRICT;

@@ -122,9 +122,9 @@ impl Repo {
         // in the bucket before the ones they replace leave it, so the bucket
         // alone restores every remaining snapshot at every moment.
         if self.waiting()?.is_empty() {
-            let mut stmt = w.prepare(
-                "SELECT name FROM backup_remote WHERE name NOT IN (SELECT name FROM backup_packs)",
-            )?;
+            // Only what prune condemned: a pack a repair left out (damaged
+            // or lost here) keeps the bucket's copy, which may be the good one.
+            let mut stmt = w.prepare("SELECT name FROM backup_remote WHERE condemned = 1")?;
             let gone: Vec<String> = stmt
                 .query_map([], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
