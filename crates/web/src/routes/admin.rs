@@ -102,7 +102,7 @@ pub(crate) async fn dashboard(
         now_ms: state.clock.now_ms(),
         backup_state,
         backup_detail,
-        backup_target: super::target::line(&state).await,
+        backup_target: super::backups::target_line(&state).await,
         mirror_state,
         mirror_detail,
         board_links,

@@ -1,5 +1,7 @@
 //! Admin → Backups: set up the repository, choose folders, see snapshots,
-//! change retention and schedule. Browsing and restoring live in `browse`.
+//! change retention and schedule, and the S3 target's one-line state (also
+//! on the dashboard). Browsing and restoring live in `browse`; the target's
+//! own page in `target`, which uses this module and never the reverse.
 
 use std::path::PathBuf;
 
@@ -8,7 +10,10 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use axum_extra::extract::cookie::CookieJar;
-use hearth_backup::{BackupError, Repo, Retention, Settings};
+use hearth_backup::{
+    BackupError, Repo, Retention, Settings,
+    remote::{self, TargetStatus},
+};
 use serde::Deserialize;
 
 use crate::{
@@ -113,7 +118,7 @@ pub(crate) async fn page(
     // No working repository, but an S3 target: offer recovering from it.
     let recover_from = if loaded.needs_init || loaded.problem.is_some() {
         let db = state.jobs.paths().db.clone();
-        blocking(move || hearth_backup::remote::target(&db))
+        blocking(move || remote::target(&db))
             .await?
             .map(|t| format!("bucket {} at {}", t.bucket, t.endpoint))
     } else {
@@ -152,7 +157,7 @@ pub(crate) async fn page(
         watch_problem: status.watch_problem,
         settings: loaded.settings,
         recover_from,
-        target_line: super::target::line(&state).await.unwrap_or_else(|| {
+        target_line: target_line(&state).await.unwrap_or_else(|| {
             "This device, and the paired Hearths under Peers. No S3 target.".into()
         }),
     };
@@ -304,4 +309,46 @@ pub(crate) async fn save_settings(
     blocking(move || settings.save(&writer(&db)?)).await?;
     state.jobs.reload();
     Ok(Redirect::to("/admin/backups?done=saved").into_response())
+}
+
+/// One line about the S3 target for the dashboard and the Backups page:
+/// its state, bytes stored, last upload and last check; `None` without one.
+pub(crate) fn summary_line(s: &TargetStatus, up: &hearth_jobs::UploadState) -> String {
+    let state = if let Some(p) = up.running {
+        format!("uploading {} of {} packs", p.packs_done, p.packs_total)
+    } else if s.failing_since != 0 {
+        format!(
+            "{} packs waiting, failing since {}: {}",
+            s.packs_waiting,
+            when(s.failing_since),
+            s.last_error
+        )
+    } else if s.packs_waiting > 0 {
+        format!(
+            "{} packs ({}) waiting",
+            s.packs_waiting,
+            bytes(s.bytes_waiting)
+        )
+    } else {
+        "up to date".into()
+    };
+    format!(
+        "S3 target {}: {state} · {} stored · last upload {} · last check {}",
+        s.bucket,
+        bytes(s.bytes_stored),
+        ever(s.last_upload),
+        ever(s.last_check)
+    )
+}
+
+/// The saved target's line, read off the async threads.
+pub(crate) async fn target_line(state: &AppState) -> Option<String> {
+    let db = state.jobs.paths().db.clone();
+    let status = blocking(move || remote::status(&db)).await.ok().flatten()?;
+    Some(summary_line(&status, &state.jobs.upload_state()))
+}
+
+/// A time, or "never" for 0.
+pub(crate) fn ever(t: i64) -> String {
+    if t == 0 { "never".into() } else { when(t) }
 }

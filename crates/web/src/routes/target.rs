@@ -19,7 +19,7 @@ use crate::{
     csrf::{CsrfForm, Empty, issue},
     error::render,
     format::{bytes, when},
-    routes::backups::blocking,
+    routes::backups::{blocking, ever},
     session::Admin,
 };
 
@@ -125,10 +125,6 @@ async fn show(
     Ok((jar, render(&page)?).into_response())
 }
 
-fn ever(t: i64) -> String {
-    if t == 0 { "never".into() } else { when(t) }
-}
-
 #[derive(Deserialize)]
 pub(crate) struct TargetForm {
     endpoint: String,
@@ -227,43 +223,6 @@ pub(crate) async fn clear(
     blocking(move || remote::clear_target(&paths.db, &paths.s3_secret)).await?;
     log::info!("S3 target forgotten");
     Ok(Redirect::to("/admin/backups/target?done=cleared").into_response())
-}
-
-/// One line about the S3 target for the dashboard and the Backups page:
-/// its state, bytes stored, last upload and last check; `None` without one.
-pub(crate) fn summary_line(s: &TargetStatus, up: &hearth_jobs::UploadState) -> String {
-    let state = if let Some(p) = up.running {
-        format!("uploading {} of {} packs", p.packs_done, p.packs_total)
-    } else if s.failing_since != 0 {
-        format!(
-            "{} packs waiting, failing since {}: {}",
-            s.packs_waiting,
-            when(s.failing_since),
-            s.last_error
-        )
-    } else if s.packs_waiting > 0 {
-        format!(
-            "{} packs ({}) waiting",
-            s.packs_waiting,
-            bytes(s.bytes_waiting)
-        )
-    } else {
-        "up to date".into()
-    };
-    format!(
-        "S3 target {}: {state} · {} stored · last upload {} · last check {}",
-        s.bucket,
-        bytes(s.bytes_stored),
-        ever(s.last_upload),
-        ever(s.last_check)
-    )
-}
-
-/// The saved target's line, read off the async threads.
-pub(crate) async fn line(state: &AppState) -> Option<String> {
-    let db = state.jobs.paths().db.clone();
-    let status = blocking(move || remote::status(&db)).await.ok().flatten()?;
-    Some(summary_line(&status, &state.jobs.upload_state()))
 }
 
 #[derive(Deserialize)]
