@@ -355,11 +355,11 @@ async fn zerotier_wrong_or_unreadable_token_is_explained() {
 
 #[tokio::test]
 async fn zerotier_absent_is_explained() {
-    // A port nobody listens on.
-    let api = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    // A port nobody listens on: a privileged one, outside the ephemeral
+    // range. (A port bound and freed here could be handed by the kernel to
+    // the next listener on 127.0.0.1:0, even this test's own Hearth, which
+    // then answered 404 in a CI run.)
+    let api = "http://127.0.0.1:9".to_string();
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("authtoken.secret");
     let (_server, mut c) = hearth(&api, &token).await;
