@@ -352,6 +352,18 @@ fn added_sources(db: &std::path::Path) -> Result<Vec<PathBuf>, Failure> {
 }
 
 fn read_passphrase(file: Option<PathBuf>) -> Result<String, Failure> {
+    read_first_line(
+        file,
+        &format!(
+            "Recovery passphrase (at least {} characters):",
+            hearth_backup::MIN_PASSPHRASE_LEN
+        ),
+    )
+}
+
+/// The first line of `file`, or of stdin after printing `prompt` on
+/// stderr, without its line ending: secrets are never taken as flags.
+pub(crate) fn read_first_line(file: Option<PathBuf>, prompt: &str) -> Result<String, Failure> {
     let line = match file {
         Some(f) => std::fs::read_to_string(&f)
             .map_err(|e| Failure::BadInput(format!("{}: {e}", f.display())))?
@@ -360,15 +372,12 @@ fn read_passphrase(file: Option<PathBuf>) -> Result<String, Failure> {
             .unwrap_or_default()
             .to_string(),
         None => {
-            eprintln!(
-                "Recovery passphrase (at least {} characters):",
-                hearth_backup::MIN_PASSPHRASE_LEN
-            );
+            eprintln!("{prompt}");
             let mut line = String::new();
             std::io::stdin()
                 .lock()
                 .read_line(&mut line)
-                .context("reading the passphrase")?;
+                .context("reading stdin")?;
             line.trim_end_matches(['\r', '\n']).to_string()
         }
     };

@@ -161,7 +161,7 @@ pub enum TargetCommand {
         /// http://host:port or https://host (a LAN Garage: http://HOST:3900).
         #[arg(long)]
         endpoint: String,
-        #[arg(long, default_value = "garage")]
+        #[arg(long, default_value = hearth_backup::remote::DEFAULT_REGION)]
         region: String,
         #[arg(long)]
         bucket: String,

@@ -251,29 +251,16 @@ fn saved(p: &Paths) -> Result<Client, Failure> {
 }
 
 fn read_secret(file: Option<PathBuf>) -> Result<String, Failure> {
-    let text = match file {
-        Some(f) => std::fs::read_to_string(&f)
-            .map_err(|e| Failure::BadInput(format!("{}: {e}", f.display())))?,
-        None => {
-            eprintln!("Secret key:");
-            let mut line = String::new();
-            std::io::stdin()
-                .read_line(&mut line)
-                .map_err(|e| Failure::BadInput(format!("reading the secret key: {e}")))?;
-            line
-        }
-    };
-    Ok(text.lines().next().unwrap_or_default().trim().to_string())
+    Ok(crate::backup::read_first_line(file, "Secret key:")?
+        .trim()
+        .to_string())
 }
 
+/// A time from the target's row, or "never" for 0.
 fn when(t: i64) -> String {
     if t == 0 {
-        return "never".into();
-    }
-    let ago = hearth_system::unix_now() - t;
-    match ago {
-        ..60 => format!("{ago} s ago"),
-        60..3600 => format!("{} min ago", ago / 60),
-        _ => format!("{} h ago", ago / 3600),
+        "never".into()
+    } else {
+        format!("{} UTC", crate::time_text(t))
     }
 }

@@ -24,6 +24,16 @@ pub enum VerifyMode {
     Sample(u8),
 }
 
+impl VerifyMode {
+    /// How many of `packs` this mode checks (a sample rounds up).
+    pub(crate) fn how_many(self, packs: usize) -> usize {
+        match self {
+            VerifyMode::Sample(pct) => (packs * usize::from(pct.min(100))).div_ceil(100),
+            _ => packs,
+        }
+    }
+}
+
 /// One damaged or missing pack and the files it takes with it.
 #[derive(Debug, serde::Serialize)]
 pub struct Damage {
@@ -48,10 +58,7 @@ impl Repo {
         let packs: Vec<(String, u64)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
             .collect::<Result<_, _>>()?;
-        let take = match mode {
-            VerifyMode::Sample(pct) => (packs.len() * usize::from(pct.min(100))).div_ceil(100),
-            _ => packs.len(),
-        };
+        let take = mode.how_many(packs.len());
         let mut damage = vec![];
         let mut verified = vec![];
         for (name, size) in packs.iter().take(take) {

@@ -12,7 +12,7 @@
 
 mod error;
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::time::Duration;
 
 use base64::Engine;
@@ -32,6 +32,10 @@ const VALID_FOR: Duration = Duration::from_secs(15 * 60);
 /// The largest object Hearth reads into memory: a pack is at most
 /// 24 MiB plus age's overhead, so anything far larger is not Hearth's.
 pub const MAX_OBJECT: u64 = 64 << 20;
+
+/// The region a Garage cluster answers to unless its `s3_region` says
+/// otherwise; the default in the CLI and on the admin page.
+pub const DEFAULT_REGION: &str = "garage";
 
 /// Where backups go: everything but the secret key, which is kept in its
 /// own file and handed to [`Client::new`] separately.
@@ -126,17 +130,8 @@ impl Client {
         let local = |e: std::io::Error| S3Error::Other(format!("{}: {e}", path.display()));
         let mut file = std::fs::File::open(path).map_err(local)?;
         let mut md5 = md5::Md5::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut len = 0u64;
-        loop {
-            let n = file.read(&mut buf).map_err(local)?;
-            if n == 0 {
-                break;
-            }
-            md5.update(&buf[..n]);
-            len += n as u64;
-        }
-        let file = std::fs::File::open(path).map_err(local)?;
+        let len = std::io::copy(&mut file, &mut md5).map_err(local)?;
+        file.rewind().map_err(local)?;
         let body = reqwest::blocking::Body::sized(file.take(len), len);
         self.put_body(key, md5.finalize().into(), len, body)
     }
@@ -277,7 +272,10 @@ impl Client {
     /// "Test connection": writes a small object, reads it back and deletes
     /// it, so a key that may read but not write is caught too.
     pub fn test(&self) -> Result<(), S3Error> {
-        let key = format!("hearth-test-{}", hex_lower(&nonce()));
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce)
+            .map_err(|e| S3Error::Other(format!("no random numbers: {e}")))?;
+        let key = format!("hearth-test-{}", hex::encode(nonce));
         let body = format!("Hearth connection test {key}\n").into_bytes();
         self.put(&key, body.clone())?;
         let back = self.get(&key)?;
@@ -337,18 +335,4 @@ fn check_field(what: &str, value: &str) -> Result<(), S3Error> {
         )));
     }
     Ok(())
-}
-
-/// A test object's name only has to differ between concurrent tests; the
-/// clock's nanoseconds and the process id are enough, and need no RNG.
-fn nonce() -> [u8; 8] {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    (t ^ (u64::from(std::process::id()) << 40)).to_le_bytes()
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -55,10 +55,7 @@ impl Repo {
         let packs: Vec<(String, u64)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
             .collect::<Result<_, _>>()?;
-        let take = match mode {
-            VerifyMode::Sample(pct) => (packs.len() * usize::from(pct.min(100))).div_ceil(100),
-            _ => packs.len(),
-        };
+        let take = mode.how_many(packs.len());
         let mut damage = vec![];
         let w = self.writer()?;
         for (name, size) in packs.iter().take(take) {

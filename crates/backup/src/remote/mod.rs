@@ -18,10 +18,10 @@ use std::path::{Path, PathBuf};
 use hearth_store::rusqlite::{Connection, OptionalExtension, params};
 use hearth_system::unix_now;
 
-use crate::{BackupError, repo::store_err};
+use crate::{BackupError, error::IoContext, repo::store_err};
 
 pub use check::{DownloadReport, RemoteDamage, RemoteVerifyReport, download_repository};
-pub use hearth_s3::{Client, S3Error, Target};
+pub use hearth_s3::{Client, DEFAULT_REGION, S3Error, Target};
 pub use upload::{UploadProgress, UploadReport};
 
 /// What the dashboard and `hearth backup target show` say about the target.
@@ -68,27 +68,25 @@ pub fn target(db: &Path) -> Result<Option<Target>, BackupError> {
 /// makes it used; a crash between leaves an unused file that the next `set`
 /// or `clear` replaces. A different endpoint or bucket starts empty: what
 /// the old one confirmed says nothing about the new one.
-pub fn set_target(db: &Path, secret_file: &Path, t: &Target, secret: &str) -> Result<(), SetError> {
+pub fn set_target(
+    db: &Path,
+    secret_file: &Path,
+    t: &Target,
+    secret: &str,
+) -> Result<(), RemoteError> {
     Client::new(t, secret)?.test()?;
-    hearth_system::write_durably(secret_file, secret.as_bytes()).map_err(|source| {
-        SetError::Backup(BackupError::Io {
-            path: secret_file.to_path_buf(),
-            source,
-        })
-    })?;
+    hearth_system::write_durably(secret_file, secret.as_bytes()).at(secret_file)?;
     let mut c = hearth_store::open_writer(db).map_err(store_err)?;
-    let tx = c.transaction().map_err(BackupError::from)?;
+    let tx = c.transaction()?;
     let old = tx
         .query_row(
             "SELECT endpoint, bucket FROM backup_target WHERE id = 1",
             [],
             |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
         )
-        .optional()
-        .map_err(BackupError::from)?;
+        .optional()?;
     if old.is_some_and(|(e, b)| e != t.endpoint || b != t.bucket) {
-        tx.execute("DELETE FROM backup_remote", [])
-            .map_err(BackupError::from)?;
+        tx.execute("DELETE FROM backup_remote", [])?;
     }
     tx.execute(
         "INSERT INTO backup_target (id, endpoint, region, bucket, access_key, set_at)
@@ -96,9 +94,8 @@ pub fn set_target(db: &Path, secret_file: &Path, t: &Target, secret: &str) -> Re
          ON CONFLICT (id) DO UPDATE SET endpoint = ?1, region = ?2, bucket = ?3,
            access_key = ?4, set_at = ?5, failing_since = 0, last_error = ''",
         params![t.endpoint, t.region, t.bucket, t.access_key, unix_now()],
-    )
-    .map_err(BackupError::from)?;
-    tx.commit().map_err(BackupError::from)?;
+    )?;
+    tx.commit()?;
     Ok(())
 }
 
@@ -118,33 +115,20 @@ pub fn clear_target(db: &Path, secret_file: &Path) -> Result<(), BackupError> {
     }
 }
 
-/// Why a target could not be saved: the service's answer, or local trouble.
-#[derive(Debug, thiserror::Error)]
-pub enum SetError {
-    #[error("{0}")]
-    S3(#[from] S3Error),
-    #[error("{0}")]
-    Backup(#[from] BackupError),
-}
-
 /// A client for the saved target, or `None` when there is none.
 pub fn connect(db: &Path, secret_file: &Path) -> Result<Option<Client>, RemoteError> {
     let Some(t) = target(db)? else {
         return Ok(None);
     };
-    let secret = std::fs::read_to_string(secret_file).map_err(|source| {
-        RemoteError::Backup(BackupError::Io {
-            path: secret_file.to_path_buf(),
-            source,
-        })
-    })?;
+    let secret = std::fs::read_to_string(secret_file).at(secret_file)?;
     Ok(Some(Client::new(&t, secret.trim_end_matches('\n'))?))
 }
 
-/// A failure talking to the target, or in the repository beside it.
+/// A failure talking to the target, or in the repository beside it. Its
+/// text is the cause alone; callers say it concerns the S3 target.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
-    #[error("the S3 target: {0}")]
+    #[error("{0}")]
     S3(#[from] S3Error),
     #[error("{0}")]
     Backup(#[from] BackupError),

@@ -90,7 +90,7 @@ async fn show(
         })
         .unwrap_or_else(|| Target {
             endpoint: String::new(),
-            region: "garage".into(),
+            region: remote::DEFAULT_REGION.into(),
             bucket: String::new(),
             access_key: String::new(),
         });
