@@ -18,6 +18,7 @@ mod export;
 pub mod fuzzing;
 mod key;
 mod pack;
+mod parallel;
 mod prune;
 pub mod remote;
 mod repair;

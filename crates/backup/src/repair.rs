@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::{
     Keys, Repo,
     error::{BackupError, IoContext},
-    pack::{Kind, PackReader, hash_file},
+    pack::{Entry, Kind, WholePack},
     tree::SnapshotBlob,
 };
 
@@ -33,6 +33,15 @@ pub struct RepairReport {
     pub snapshots: usize,
     /// Packs left out, each with the reason: damaged, misnamed or unreadable.
     pub damaged: Vec<(String, String)>,
+}
+
+/// One pack, checked, with what its rows need.
+struct CheckedPack {
+    name: String,
+    size: u64,
+    entries: Vec<Entry>,
+    trees: Vec<([u8; 32], Vec<u8>)>,
+    snapshots: Vec<(SnapshotBlob, [u8; 32])>,
 }
 
 impl Repo {
@@ -71,15 +80,27 @@ impl Repo {
             }
         }
         names.sort();
-        for name in names {
-            match self.index_pack(&tx, &name, &mut report, &mut snapshots) {
-                Ok(()) => report.packs += 1,
-                Err(e) => {
-                    log::warn!("repair-index: leaving out pack {name}: {e}");
-                    report.damaged.push((name, e.to_string()));
+        // Packs are checked on every core; their rows are written here, by
+        // the one connection that holds the transaction.
+        crate::parallel::in_parallel(
+            crate::parallel::cpu_threads(),
+            names,
+            |name| Ok::<_, BackupError>((self.check_pack(&name), name)),
+            |(checked, name)| {
+                match checked {
+                    Ok(pack) => {
+                        Self::index_pack(&tx, pack, &mut report, &mut snapshots)?;
+                        report.packs += 1;
+                    }
+                    Err(e) => {
+                        log::warn!("repair-index: leaving out pack {name}: {e}");
+                        report.damaged.push((name, e.to_string()));
+                    }
                 }
-            }
-        }
+                Ok(())
+            },
+        )?;
+        report.damaged.sort();
         snapshots.sort_by_key(|(blob, _): &(SnapshotBlob, [u8; 32])| (blob.time, blob.time_nanos));
         for (blob, id) in &snapshots {
             let root = hex::decode(&blob.root).unwrap_or_default();
@@ -104,50 +125,28 @@ impl Repo {
         Ok(report)
     }
 
-    /// Checks one pack whole and writes its rows. Nothing is written for a
-    /// pack that fails any check, because the rows go in only at the end.
-    fn index_pack(
-        &self,
-        tx: &Transaction<'_>,
-        name: &str,
-        report: &mut RepairReport,
-        snapshots: &mut Vec<(SnapshotBlob, [u8; 32])>,
-    ) -> Result<(), BackupError> {
+    /// Checks one pack whole (its name, its decryption, every blob's hash)
+    /// and gathers what its rows need. Runs on a worker thread; nothing is
+    /// written for a pack that fails any check.
+    fn check_pack(&self, name: &str) -> Result<CheckedPack, BackupError> {
         let path = crate::pack_path(&self.dir, name);
-        let (cipher, _) = hash_file(&path, &self.keys)?;
-        if cipher.to_hex().as_str() != name {
+        let whole = WholePack::read(&path, name, &self.keys)?;
+        if whole.cipher.to_hex().as_str() != name {
             return Err(BackupError::BadPack {
                 pack: name.to_string(),
                 reason: "its contents do not match its name".into(),
             });
         }
-        let size = std::fs::metadata(&path).at(&path)?.len();
-        let mut reader = PackReader::open(&self.dir, name, &self.keys)?;
-        let entries = reader.table()?;
+        let entries = whole.table()?;
         let mut trees = vec![];
-        let mut snaps = vec![];
+        let mut snapshots = vec![];
         for e in &entries {
-            let stored = reader.read_at(e.offset, e.length)?;
-            let plain = if e.zstd {
-                zstd::bulk::decompress(&stored, e.raw_length as usize).map_err(|err| {
-                    BackupError::BadPack {
-                        pack: name.to_string(),
-                        reason: format!("a blob does not decompress: {err}"),
-                    }
-                })?
-            } else {
-                stored.clone()
-            };
-            if self.keys.chunk_id(&plain) != e.id {
-                return Err(BackupError::BadPack {
-                    pack: name.to_string(),
-                    reason: format!("blob {} does not match its hash", hex::encode(e.id)),
-                });
-            }
+            let plain = whole.blob(e, &self.keys)?;
             match e.kind {
                 Kind::Tree => {
                     let cache = if e.zstd {
-                        stored
+                        let end = e.offset + u64::from(e.length);
+                        whole.stored(e.offset, end).to_vec()
                     } else {
                         zstd::bulk::compress(&plain, crate::ZSTD_LEVEL).unwrap_or_default()
                     };
@@ -159,11 +158,34 @@ impl Repo {
                             pack: name.to_string(),
                             reason: format!("a snapshot blob is not valid: {err}"),
                         })?;
-                    snaps.push((blob, e.id));
+                    snapshots.push((blob, e.id));
                 }
                 Kind::Data => {}
             }
         }
+        Ok(CheckedPack {
+            name: name.to_string(),
+            size: whole.size,
+            entries,
+            trees,
+            snapshots,
+        })
+    }
+
+    /// Writes one checked pack's rows.
+    fn index_pack(
+        tx: &Transaction<'_>,
+        pack: CheckedPack,
+        report: &mut RepairReport,
+        snapshots: &mut Vec<(SnapshotBlob, [u8; 32])>,
+    ) -> Result<(), BackupError> {
+        let CheckedPack {
+            name,
+            size,
+            entries,
+            trees,
+            snapshots: snaps,
+        } = pack;
         tx.execute(
             "INSERT OR IGNORE INTO backup_packs (name, size, created_at) VALUES (?1, ?2, ?3)",
             params![name, size as i64, unix_now()],

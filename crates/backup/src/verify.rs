@@ -8,7 +8,7 @@ use hearth_store::rusqlite::params;
 use crate::{
     Repo,
     error::BackupError,
-    pack::{PackReader, hash_file, pack_path},
+    pack::{WholePack, pack_path},
     tree::NodeKind,
 };
 
@@ -59,13 +59,28 @@ impl Repo {
             .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
             .collect::<Result<_, _>>()?;
         let take = mode.how_many(packs.len());
+        // Reading packs is CPU work (decrypt, decompress, hash): every core
+        // takes a pack; the outcomes are put back in the order above.
+        let mut outcomes = vec![];
+        crate::parallel::in_parallel(
+            crate::parallel::cpu_threads(),
+            packs.iter().take(take).enumerate().collect(),
+            |(i, (name, size))| {
+                let result = match mode {
+                    VerifyMode::Structure => self.check_size(name, *size),
+                    _ => self.check_data(name),
+                };
+                Ok::<_, BackupError>((i, name, result))
+            },
+            |outcome| {
+                outcomes.push(outcome);
+                Ok(())
+            },
+        )?;
+        outcomes.sort_by_key(|(i, _, _)| *i);
         let mut damage = vec![];
         let mut verified = vec![];
-        for (name, size) in packs.iter().take(take) {
-            let result = match mode {
-                VerifyMode::Structure => self.check_size(name, *size),
-                _ => self.check_data(name),
-            };
+        for (_, name, result) in outcomes {
             match result {
                 Ok(()) => verified.push(name.clone()),
                 Err(reason) => damage.push(Damage {
@@ -114,32 +129,13 @@ impl Repo {
     /// from the S3 target): its bytes match its name, it decrypts, every
     /// chunk matches its hash, and every chunk the index puts in it is there.
     pub(crate) fn check_pack_at(&self, path: &std::path::Path, name: &str) -> Result<(), String> {
-        let (cipher, _) = hash_file(path, &self.keys).map_err(reason)?;
-        if cipher.to_hex().as_str() != name {
+        let whole = WholePack::read(path, name, &self.keys).map_err(reason)?;
+        if whole.cipher.to_hex().as_str() != name {
             return Err("its contents no longer match its name (bit rot or tampering)".into());
         }
-        let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-        let mut reader = PackReader::from_reader(
-            std::io::BufReader::with_capacity(256 * 1024, file),
-            name,
-            &self.keys,
-        )
-        .map_err(reason)?;
-        let table = reader.table().map_err(reason)?;
+        let table = whole.table().map_err(reason)?;
         for e in &table {
-            let stored = reader.read_at(e.offset, e.length).map_err(reason)?;
-            let plain = if e.zstd {
-                zstd::decode_all(&stored[..])
-                    .map_err(|e| format!("a chunk does not decompress: {e}"))?
-            } else {
-                stored
-            };
-            if self.keys.chunk_id(&plain) != e.id {
-                return Err(format!(
-                    "chunk {} does not match its hash",
-                    hex::encode(e.id)
-                ));
-            }
+            whole.blob(e, &self.keys).map_err(reason)?;
         }
         let in_table: HashSet<[u8; 32]> = table.iter().map(|e| e.id).collect();
         let c = self.reader().map_err(reason)?;

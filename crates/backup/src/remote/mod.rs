@@ -228,45 +228,11 @@ impl Drop for Scratch {
 /// replicas' fsyncs); objects are streamed, so memory does not grow with it.
 pub(crate) const PARALLEL: usize = 4;
 
-/// Runs `work` on `items` from [`PARALLEL`] threads and hands each result
-/// to `done` on the calling thread, in the order they finish (so database
-/// rows are written by one connection). The first error stops new work and
-/// is returned once the work under way has ended.
+/// [`crate::parallel::in_parallel`] with [`PARALLEL`] threads.
 pub(crate) fn in_parallel<T: Send, R: Send>(
     items: Vec<T>,
     work: impl Fn(T) -> Result<R, RemoteError> + Sync,
-    mut done: impl FnMut(R) -> Result<(), RemoteError>,
+    done: impl FnMut(R) -> Result<(), RemoteError>,
 ) -> Result<(), RemoteError> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let queue = std::sync::Mutex::new(items.into_iter());
-    let failed = AtomicBool::new(false);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut first_error = None;
-    std::thread::scope(|scope| {
-        for _ in 0..PARALLEL {
-            let (tx, queue, failed, work) = (tx.clone(), &queue, &failed, &work);
-            scope.spawn(move || {
-                while !failed.load(Ordering::Relaxed) {
-                    let Some(item) = queue.lock().ok().and_then(|mut q| q.next()) else {
-                        break;
-                    };
-                    let result = work(item);
-                    if result.is_err() {
-                        failed.store(true, Ordering::Relaxed);
-                    }
-                    if tx.send(result).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(tx);
-        for result in rx {
-            if let Err(e) = result.and_then(&mut done) {
-                failed.store(true, Ordering::Relaxed);
-                first_error.get_or_insert(e);
-            }
-        }
-    });
-    first_error.map_or(Ok(()), Err)
+    crate::parallel::in_parallel(PARALLEL, items, work, done)
 }
