@@ -66,6 +66,10 @@ bench-backup:
     scripts/bootstrap bench
     benches/backup.sh
 
+# Two Hearth builds against each other on bench-backup's set (a bisect, a before/after).
+bench-ab OLD NEW:
+    benches/ab.sh {{OLD}} {{NEW}}
+
 # S3 benchmark: Hearth vs restic's S3 backend into one three-node Garage cluster (~1 GiB).
 bench-s3:
     scripts/bootstrap all
