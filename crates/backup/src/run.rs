@@ -63,10 +63,11 @@ impl Repo {
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        // One chunk waiting per worker is enough to keep them busy; every
-        // slot can hold an 8 MiB chunk, so slots are memory.
-        let (raw_tx, raw_rx) = sync_channel::<Raw>(workers);
-        let (stored_tx, stored_rx) = sync_channel::<Stored>(workers);
+        // One batch waiting per worker is enough to keep them busy; every
+        // slot can hold an 8 MiB chunk (plus up to a batch of small ones),
+        // so slots are memory.
+        let (raw_tx, raw_rx) = sync_channel::<Vec<Raw>>(workers);
+        let (stored_tx, stored_rx) = sync_channel::<Vec<Stored>>(workers);
         let raw_rx = Arc::new(Mutex::new(raw_rx));
 
         std::thread::scope(|scope| {
@@ -103,6 +104,7 @@ impl Repo {
                 let json = serde_json::to_vec(&blob).unwrap_or_default();
                 let id = self.keys.chunk_id(&json);
                 walker.send(id, Kind::Snapshot, json)?;
+                walker.flush()?;
                 Ok((blob, id))
             });
             let Walker {
@@ -134,7 +136,7 @@ impl Repo {
     /// The packer: fills packs and hands each full one to a finisher
     /// thread, which fsyncs, verifies, renames and indexes it while the next
     /// pack fills. Returns the stored bytes added.
-    fn pack_loop(&self, rx: Receiver<Stored>) -> Result<u64, BackupError> {
+    fn pack_loop(&self, rx: Receiver<Vec<Stored>>) -> Result<u64, BackupError> {
         type Full = (PackWriter, Vec<([u8; 32], Vec<u8>)>);
         let (fin_tx, fin_rx) = sync_channel::<Full>(1);
         std::thread::scope(|scope| {
@@ -153,7 +155,7 @@ impl Repo {
                 let mut trees = vec![];
                 let mut added = 0u64;
                 let mut in_run = HashSet::new();
-                for s in rx {
+                for s in rx.into_iter().flatten() {
                     if !in_run.insert(s.id) {
                         continue;
                     }

@@ -23,7 +23,7 @@ use hearth_store::rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
     CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, Repo, ZSTD_LEVEL,
-    compress::{Raw, Squeezer, Stored, closed},
+    compress::{BATCH_BYTES, BATCH_COUNT, Raw, Squeezer, Stored, closed},
     error::{BackupError, IoContext},
     pack::Kind,
     tree::{Node, NodeKind, Tree, encode},
@@ -35,10 +35,13 @@ pub(crate) struct Walker<'a> {
     /// For tree blobs, which the walker compresses itself.
     squeezer: Squeezer,
     conn: &'a Connection,
-    /// New chunks, to the compression workers.
-    pub(crate) raw_tx: SyncSender<Raw>,
+    /// New chunks, in batches, to the compression workers.
+    pub(crate) raw_tx: SyncSender<Vec<Raw>>,
+    /// The batch being gathered, and its bytes.
+    batch: Vec<Raw>,
+    batch_bytes: usize,
     /// Compressed tree blobs, straight to the packer.
-    pub(crate) stored_tx: SyncSender<Stored>,
+    pub(crate) stored_tx: SyncSender<Vec<Stored>>,
     /// Chunk ids sent during this run, so repeats are not looked up twice.
     seen: HashSet<[u8; 32]>,
     /// First path of each multiply-linked inode met in this snapshot.
@@ -57,14 +60,16 @@ impl<'a> Walker<'a> {
     pub(crate) fn new(
         repo: &'a Repo,
         conn: &'a Connection,
-        raw_tx: SyncSender<Raw>,
-        stored_tx: SyncSender<Stored>,
+        raw_tx: SyncSender<Vec<Raw>>,
+        stored_tx: SyncSender<Vec<Stored>>,
     ) -> Walker<'a> {
         Walker {
             repo,
             squeezer: Squeezer::new(),
             conn,
             raw_tx,
+            batch: vec![],
+            batch_bytes: 0,
             stored_tx,
             seen: HashSet::new(),
             hardlinks: HashMap::new(),
@@ -102,12 +107,26 @@ impl Walker<'_> {
     ) -> Result<(), BackupError> {
         time(Stage::Queue, || {
             if !self.known(&id)? {
-                self.raw_tx
-                    .send(Raw { id, kind, data })
-                    .map_err(|_| closed())?;
+                self.batch_bytes += data.len();
+                self.batch.push(Raw { id, kind, data });
+                if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_COUNT {
+                    self.flush()?;
+                }
             }
             Ok(())
         })
+    }
+
+    /// Sends the batch being gathered; the run calls it once the walk is
+    /// done, so that nothing stays behind.
+    pub(crate) fn flush(&mut self) -> Result<(), BackupError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.batch_bytes = 0;
+        self.raw_tx
+            .send(std::mem::take(&mut self.batch))
+            .map_err(|_| closed())
     }
 
     fn put_tree(&mut self, tree: &Tree) -> Result<[u8; 32], BackupError> {
@@ -127,7 +146,7 @@ impl Walker<'_> {
             } else {
                 zstd::bulk::compress(&stored.bytes, ZSTD_LEVEL).unwrap_or_default()
             });
-            self.stored_tx.send(stored).map_err(|_| closed())?;
+            self.stored_tx.send(vec![stored]).map_err(|_| closed())?;
         }
         Ok(id)
     }
