@@ -8,7 +8,7 @@
 //!
 //! - reads each file from the page cache;
 //! - hashes it with BLAKE3 (Hearth: keyed BLAKE3 per chunk, the same cost);
-//! - compresses it in 1 MiB pieces with zstd at Hearth's level (3), with
+//! - compresses it in 1 MiB pieces with zstd at Hearth's level (`hearth_backup::ZSTD_LEVEL`), with
 //!   Hearth's rule that a piece whose first 64 KiB does not shrink by 3% is
 //!   kept as it is;
 //! - encrypts the result with ChaCha20-Poly1305 in 64 KiB segments (what
@@ -25,7 +25,7 @@ use std::{
 
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, aead::AeadInPlace};
 
-const ZSTD_LEVEL: i32 = 3;
+use hearth_backup::ZSTD_LEVEL;
 const PIECE: usize = 1 << 20;
 const PROBE: usize = 64 * 1024;
 const SEGMENT: usize = 64 * 1024;
