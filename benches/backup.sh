@@ -10,8 +10,9 @@
 # fresh repositories, interleaved; a rerun with no change and a rerun after
 # ~1% of the data changed; and BENCH_ROUNDS full restores, interleaved.
 # Prints medians, spreads and the ratios Hearth/restic of the medians.
-# When `restic-trixie` is installed (scripts/bootstrap bench: Debian 13's
-# restic 0.18), it runs in every round too, as the newest restic. Each round
+# When `restic-trixie` (Debian 13's restic 0.18) and `rustic` (rustic-rs,
+# built by scripts/bootstrap bench) are installed, they run in every round
+# too, as the stronger peers. Each round
 # also times the physical limit (benches/limit.rs: read, BLAKE3, zstd,
 # ChaCha20-Poly1305 on all cores, nothing else) and Hearth's first backups
 # record where their time goes (`run --stage-times`).
@@ -29,7 +30,13 @@ cargo build --release --locked -p hearth >&2
 cargo bench --locked -p hearth --bench limit --no-run >&2
 limit_bin=$(find "$target"/release/deps -maxdepth 1 -type f -executable -name 'limit-*' -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2)
 tools=(hearth restic borg)
-if command -v restic-trixie >/dev/null; then tools+=(restic18); fi
+# Stronger peers, each in every round when installed (scripts/bootstrap bench).
+extras=()
+if command -v restic-trixie >/dev/null; then extras+=(restic18); fi
+if command -v rustic >/dev/null; then extras+=(rustic); fi
+tools+=("${extras[@]}")
+has() { [[ " ${extras[*]} " == *" $1 "* ]]; }
+label() { case $1 in restic18) echo "restic $(restic-trixie version | awk '{ print $2 }')" ;; rustic) rustic --version | awk '{ print "rustic", $2 }' ;; esac; }
 
 benches/dataset.sh "$data"
 bytes=$(du -sb --exclude=.complete "$data" | cut -f1)
@@ -39,7 +46,7 @@ echo "bench: data set $(mib "$bytes") MiB, $(find "$data" -type f | wc -l) files
 # Warm the page cache so no tool pays for cold reads the others do not.
 find "$data" -type f -exec cat {} + > /dev/null
 
-export RESTIC_PASSWORD=bench-passphrase BORG_PASSPHRASE=bench-passphrase
+export RESTIC_PASSWORD=bench-passphrase BORG_PASSPHRASE=bench-passphrase RUSTIC_PASSWORD=bench-passphrase
 export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 # Rounds of first backups and of restores, interleaved (the tool that goes
 # first rotates) so noise on this machine hits every tool alike; the table
@@ -49,13 +56,14 @@ echo "bench-passphrase-long" > "$work/pp"
 printf '' > "$work/hearth.toml"
 H() { "$hearth" --config "$work/hearth.toml" backup --data "$work/hearth" "$@"; }
 fresh_repos() {
-  rm -rf "$work/hearth" "$work/restic" "$work/restic18" "$work/borg" "$work/restore"
+  rm -rf "$work/hearth" "$work/restic" "$work/restic18" "$work/rustic" "$work/borg" "$work/restore"
   sync
   mkdir -p "$work/hearth" "$work/restore"
   H init --passphrase-file "$work/pp" >/dev/null
   restic init --repo "$work/restic" >/dev/null
   borg init -e repokey-blake2 "$work/borg" >/dev/null
-  if [ -n "${tools[3]:-}" ]; then restic-trixie init --repo "$work/restic18" >/dev/null; fi
+  if has restic18; then restic-trixie init --repo "$work/restic18" >/dev/null; fi
+  if has rustic; then rustic -r "$work/rustic" init >/dev/null 2>&1; fi
 }
 
 # timed NAME CMD...: runs CMD, records "seconds maxrss_kib" in $work/NAME.
@@ -83,6 +91,7 @@ backup() {  # TOOL NAME
     hearth) timed "$2" "$hearth" --config "$work/hearth.toml" backup --data "$work/hearth" run --stage-times "$data" ;;
     restic) timed "$2" restic --repo "$work/restic" backup --quiet "$data" ;;
     restic18) timed "$2" restic-trixie --repo "$work/restic18" backup --quiet "$data" ;;
+    rustic) timed "$2" rustic -r "$work/rustic" backup "$data" ;;
     borg) borg_last=run$n; timed "$2" borg create "$work/borg::run$n" "$data" ;;
   esac
 }
@@ -118,6 +127,7 @@ restore() {  # TOOL NAME
     hearth) timed "$2" "$hearth" --config "$work/hearth.toml" backup --data "$work/hearth" restore "$snap" --target "$work/restore/hearth" ;;
     restic) timed "$2" restic --repo "$work/restic" restore latest --target "$work/restore/restic" ;;
     restic18) timed "$2" restic-trixie --repo "$work/restic18" restore latest --target "$work/restore/restic18" ;;
+    rustic) timed "$2" rustic -r "$work/rustic" restore latest "$work/restore/rustic" ;;
     borg) mkdir -p "$work/restore/borg"; (cd "$work/restore/borg" && timed "$2" borg extract "$work/borg::$borg_last") ;;
   esac
 }
@@ -154,24 +164,26 @@ peak() { local m=0 f r; for f in "$work/$1"-*; do [[ $f == *.err ]] && continue;
 row "peak RSS, MiB" "$(peak hearth)" "$(peak restic)" "$(peak borg)" "$(ratio "$(peak hearth)" "$(peak restic)")"
 row "repository, MiB" "$(mib "$hearth_repo")" "$(mib "$(repo restic)")" "$(mib "$(repo borg)")" \
   "$(ratio "$hearth_repo" "$(repo restic)")"
-if [ -n "${tools[3]:-}" ]; then
+for x in "${extras[@]}"; do
   echo
-  printf '| %-28s | %10s | %14s |\n' "newest restic" "restic 0.18" "hearth/restic 0.18"
+  printf '| %-28s | %10s | %14s |\n' "stronger peer" "$(label "$x")" "hearth/$(label "$x" | tr -d ' ')"
   printf '|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..30})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..16})"
   r2() { printf '| %-28s | %10s | %14s |\n' "$@"; }
-  r2 "first backup, MiB/s (median)" "$(mbs "$(median restic18-first)")" "$(ratio "$(median restic18-first)" "$(median hearth-first)")x"
-  r2 "  first backup, s (spread)" "$(spread restic18-first)" ""
-  r2 "rerun, no change, s" "$(secs restic18-same)" "$(ratio "$(secs hearth-same)" "$(secs restic18-same)")"
-  r2 "rerun, 1% changed, s" "$(secs restic18-changed)" "$(ratio "$(secs hearth-changed)" "$(secs restic18-changed)")"
-  r2 "full restore, MiB/s (median)" "$(mbs "$(median restic18-restore)")" "$(ratio "$(median restic18-restore)" "$(median hearth-restore)")x"
-  r2 "peak RSS, MiB" "$(peak restic18)" "$(ratio "$(peak hearth)" "$(peak restic18)")"
-fi
+  r2 "first backup, MiB/s (median)" "$(mbs "$(median "$x-first")")" "$(ratio "$(median "$x-first")" "$(median hearth-first)")x"
+  r2 "  first backup, s (spread)" "$(spread "$x-first")" ""
+  r2 "rerun, no change, s" "$(secs "$x-same")" "$(ratio "$(secs hearth-same)" "$(secs "$x-same")")"
+  r2 "rerun, 1% changed, s" "$(secs "$x-changed")" "$(ratio "$(secs hearth-changed)" "$(secs "$x-changed")")"
+  r2 "full restore, MiB/s (median)" "$(mbs "$(median "$x-restore")")" "$(ratio "$(median "$x-restore")" "$(median hearth-restore)")x"
+  r2 "  full restore, s (spread)" "$(spread "$x-restore")" ""
+  r2 "peak RSS, MiB" "$(peak "$x")" "$(ratio "$(peak hearth)" "$(peak "$x")")"
+  r2 "repository, MiB" "$(mib "$(repo "$x")")" "$(ratio "$hearth_repo" "$(repo "$x")")"
+done
 
 # The limit: its median over the rounds, and Hearth's first backup against it.
 limit_med=$(cat "$work"/limit-[0-9]* | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
 hearth_mbs=$(mbs "$(median hearth-first)")
 echo
-echo "Physical limit (read + BLAKE3 + zstd 3 + ChaCha20-Poly1305 on $(nproc) cores, page cache, no writes):"
+echo "Physical limit (read + BLAKE3 + zstd at Hearth's level + ChaCha20-Poly1305 on $(nproc) cores, page cache, no writes):"
 echo "  $limit_med MiB/s median (rounds: $(cat "$work"/limit-[0-9]* | tr '\n' ' ')); Hearth's first backup $hearth_mbs MiB/s = $(ratio "$hearth_mbs" "$limit_med") of it"
 # Where Hearth's time went, in the round whose first backup is the median.
 med=$(median hearth-first)
