@@ -1,6 +1,6 @@
 //! `hearth backup ...`: the command-line face of the backup engine.
 
-use std::{io::BufRead, path::PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use hearth_backup::{Repo, VerifyMode};
@@ -352,34 +352,11 @@ fn added_sources(db: &std::path::Path) -> Result<Vec<PathBuf>, Failure> {
 }
 
 fn read_passphrase(file: Option<PathBuf>) -> Result<String, Failure> {
-    read_first_line(
+    crate::read_first_line(
         file,
         &format!(
             "Recovery passphrase (at least {} characters):",
             hearth_backup::MIN_PASSPHRASE_LEN
         ),
     )
-}
-
-/// The first line of `file`, or of stdin after printing `prompt` on
-/// stderr, without its line ending: secrets are never taken as flags.
-pub(crate) fn read_first_line(file: Option<PathBuf>, prompt: &str) -> Result<String, Failure> {
-    let line = match file {
-        Some(f) => std::fs::read_to_string(&f)
-            .map_err(|e| Failure::BadInput(format!("{}: {e}", f.display())))?
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_string(),
-        None => {
-            eprintln!("{prompt}");
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .context("reading stdin")?;
-            line.trim_end_matches(['\r', '\n']).to_string()
-        }
-    };
-    Ok(line)
 }

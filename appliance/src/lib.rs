@@ -185,3 +185,27 @@ mod tests {
         assert_eq!(super::time_text(951_782_400), "2000-02-29 00:00:00");
     }
 }
+
+/// The first line of `file`, or of stdin after printing `prompt` on
+/// stderr, without its line ending: secrets are never taken as flags.
+pub(crate) fn read_first_line(
+    file: Option<std::path::PathBuf>,
+    prompt: &str,
+) -> Result<String, Failure> {
+    let line = match file {
+        Some(f) => std::fs::read_to_string(&f)
+            .map_err(|e| Failure::BadInput(format!("{}: {e}", f.display())))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        None => {
+            eprintln!("{prompt}");
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line)
+                .context("reading stdin")?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    Ok(line)
+}

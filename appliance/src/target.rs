@@ -251,7 +251,7 @@ fn saved(p: &Paths) -> Result<Client, Failure> {
 }
 
 fn read_secret(file: Option<PathBuf>) -> Result<String, Failure> {
-    Ok(crate::backup::read_first_line(file, "Secret key:")?
+    Ok(crate::read_first_line(file, "Secret key:")?
         .trim()
         .to_string())
 }
