@@ -176,16 +176,6 @@ fn discover(seconds: u64) -> Result<(), Failure> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn civil_time() {
-        assert_eq!(super::time_text(0), "1970-01-01 00:00:00");
-        assert_eq!(super::time_text(1_795_000_000), "2026-11-18 11:06:40");
-        assert_eq!(super::time_text(951_782_400), "2000-02-29 00:00:00");
-    }
-}
-
 /// The first line of `file`, or of stdin after printing `prompt` on
 /// stderr, without its line ending: secrets are never taken as flags.
 pub(crate) fn read_first_line(
@@ -208,4 +198,14 @@ pub(crate) fn read_first_line(
         }
     };
     Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_time() {
+        assert_eq!(super::time_text(0), "1970-01-01 00:00:00");
+        assert_eq!(super::time_text(1_795_000_000), "2026-11-18 11:06:40");
+        assert_eq!(super::time_text(951_782_400), "2000-02-29 00:00:00");
+    }
 }
