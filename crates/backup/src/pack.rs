@@ -248,29 +248,56 @@ pub fn pack_path(repo: &Path, name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Hashes (BLAKE3, the pack's name) and counts the ciphertext as it is
+/// read.
+struct Tee<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    size: u64,
+}
+
+impl<R> Tee<R> {
+    fn new(inner: R) -> Tee<R> {
+        Tee {
+            inner,
+            hasher: blake3::Hasher::new(),
+            size: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// Where a pack's table starts, from its plaintext length, its first 4
+/// bytes and its 12-byte footer: the same rule for a pack read at random
+/// ([`PackReader::table`]) and one held whole ([`WholePack::table`]).
+fn table_offset(end: u64, head: &[u8], footer: &[u8]) -> Result<u64, &'static str> {
+    if head != MAGIC || footer.get(8..) != Some(&FOOTER_MAGIC[..]) {
+        return Err("no pack header or footer");
+    }
+    let offset = u64::from_le_bytes(footer[..8].try_into().unwrap_or_default());
+    if offset < 4 || offset > end - 12 - 4 {
+        return Err("table offset out of range");
+    }
+    Ok(offset)
+}
+
 /// BLAKE3 of a pack's ciphertext and XXH3-128 of its plaintext, in one
 /// read.
 pub(crate) fn hash_file(path: &Path, keys: &Keys) -> Result<(blake3::Hash, u128), BackupError> {
-    struct Tee<R> {
-        inner: R,
-        hasher: blake3::Hasher,
-    }
-    impl<R: Read> Read for Tee<R> {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            let n = self.inner.read(buf)?;
-            self.hasher.update(&buf[..n]);
-            Ok(n)
-        }
-    }
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let file = File::open(path).at(path)?;
-    let mut tee = Tee {
-        inner: BufReader::with_capacity(1 << 20, file),
-        hasher: blake3::Hasher::new(),
-    };
+    let mut tee = Tee::new(BufReader::with_capacity(1 << 20, file));
     struct Plain(xxhash_rust::xxh3::Xxh3);
     impl Write for Plain {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -397,13 +424,8 @@ impl<R: Read + Seek> PackReader<R> {
             return Err(self.bad("too short to be a pack"));
         }
         let footer = self.read_at(end - 12, 12)?;
-        if &footer[8..] != FOOTER_MAGIC || &self.read_at(0, 4)?[..] != MAGIC {
-            return Err(self.bad("no pack header or footer"));
-        }
-        let table_offset = u64::from_le_bytes(footer[..8].try_into().unwrap_or_default());
-        if table_offset < 4 || table_offset > end - 12 - 4 {
-            return Err(self.bad("table offset out of range"));
-        }
+        let head = self.read_at(0, 4)?;
+        let table_offset = table_offset(end, &head, &footer).map_err(|r| self.bad(r))?;
         let table = self.read_at(table_offset, (end - 12 - table_offset) as u32)?;
         parse_table(&table, table_offset).map_err(|r| self.bad(r))
     }
@@ -463,19 +485,6 @@ pub(crate) struct WholePack {
 
 impl WholePack {
     pub(crate) fn read(path: &Path, name: &str, keys: &Keys) -> Result<WholePack, BackupError> {
-        struct Tee<R> {
-            inner: R,
-            hasher: blake3::Hasher,
-            size: u64,
-        }
-        impl<R: Read> Read for Tee<R> {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                let n = self.inner.read(buf)?;
-                self.hasher.update(&buf[..n]);
-                self.size += n as u64;
-                Ok(n)
-            }
-        }
         let file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -484,11 +493,7 @@ impl WholePack {
             Err(e) => return Err(e).at(path),
         };
         let len = file.metadata().at(path)?.len();
-        let mut tee = Tee {
-            inner: BufReader::with_capacity(1 << 20, file),
-            hasher: blake3::Hasher::new(),
-            size: 0,
-        };
+        let mut tee = Tee::new(BufReader::with_capacity(1 << 20, file));
         let mut plain = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
         decrypt(&mut tee, keys, name)?
             .read_to_end(&mut plain)
@@ -520,13 +525,8 @@ impl WholePack {
         if end < 4 + 4 + 12 {
             return Err(self.bad("too short to be a pack"));
         }
-        if &p[end - 4..] != FOOTER_MAGIC || &p[..4] != MAGIC {
-            return Err(self.bad("no pack header or footer"));
-        }
-        let table_offset = u64::from_le_bytes(p[end - 12..end - 4].try_into().unwrap_or_default());
-        if table_offset < 4 || table_offset > (end - 12 - 4) as u64 {
-            return Err(self.bad("table offset out of range"));
-        }
+        let table_offset =
+            table_offset(end as u64, &p[..4], &p[end - 12..]).map_err(|r| self.bad(r))?;
         parse_table(&p[table_offset as usize..end - 12], table_offset).map_err(|r| self.bad(r))
     }
 
