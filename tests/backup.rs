@@ -245,6 +245,11 @@ fn a_flipped_byte_or_missing_pack_is_named_with_the_files_it_affects() {
         !target.join("big.bin").exists(),
         "no half-restored file under the real name"
     );
+    let left: Vec<_> = fs::read_dir(&target)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["small.txt"], "nor under a temporary one");
 
     // A missing pack is reported the same way, even by the quick check.
     fs::remove_file(&path).unwrap();

@@ -40,20 +40,21 @@ impl<'a> ChunkSource<'a> {
     }
 
     pub(crate) fn locate(&self, id: &[u8; 32]) -> Result<Location, BackupError> {
+        // Cached: parsing the statement again for every chunk of a restore
+        // cost more than the lookup itself.
         self.conn
-            .query_row(
+            .prepare_cached(
                 "SELECT pack, zstd, offset, length, raw_length FROM backup_chunks WHERE id = ?1",
-                params![&id[..]],
-                |r| {
-                    Ok(Location {
-                        pack: r.get(0)?,
-                        zstd: r.get::<_, i64>(1)? == 1,
-                        offset: r.get::<_, i64>(2)? as u64,
-                        length: r.get::<_, i64>(3)? as u32,
-                        raw_length: r.get::<_, i64>(4)? as u32,
-                    })
-                },
-            )
+            )?
+            .query_row(params![&id[..]], |r| {
+                Ok(Location {
+                    pack: r.get(0)?,
+                    zstd: r.get::<_, i64>(1)? == 1,
+                    offset: r.get::<_, i64>(2)? as u64,
+                    length: r.get::<_, i64>(3)? as u32,
+                    raw_length: r.get::<_, i64>(4)? as u32,
+                })
+            })
             .optional()?
             .ok_or_else(|| BackupError::MissingChunk(hex::encode(id)))
     }
