@@ -135,6 +135,24 @@ pub async fn click(b: &Client, css: &str) {
         .unwrap();
 }
 
+/// Clicks `css`, a button that submits a form, and waits until the old page
+/// has been replaced: an element the new page shares with the old one (a
+/// result line shown again) would otherwise be found, and read, on the old
+/// page (seen: the previous "Connection failed" read after a second test).
+pub async fn submit(b: &Client, css: &str) {
+    let old = b.find(Locator::Css("html")).await.unwrap();
+    click(b, css).await;
+    eventually_async(
+        Duration::from_secs(15),
+        "the next page",
+        async || match old.tag_name().await {
+            Err(_) => Ok(()),
+            Ok(_) => Err("the old page is still shown"),
+        },
+    )
+    .await;
+}
+
 pub async fn path(b: &Client) -> String {
     b.current_url().await.unwrap().path().to_string()
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fantoccini::Locator;
 
-use crate::browser::{Driver, appears, arrive, assert_fits, click, fill, shot, text};
+use crate::browser::{Driver, appears, arrive, assert_fits, click, fill, shot, submit, text};
 use crate::lab::noise;
 use crate::util::{TestServer, eventually_async};
 
@@ -177,7 +177,7 @@ async fn s3_target_is_tested_and_saved_in_chromium() {
     let secret = b.find(Locator::Css("#secret")).await.unwrap();
     assert_eq!(secret.prop("value").await.unwrap().as_deref(), Some(""));
     fill(&b, "#secret", g.secret()).await;
-    click(&b, "#test-connection").await;
+    submit(&b, "#test-connection").await;
     appears(&b, "#test-result").await;
     let result = crate::browser::text_of(&b, "#test-result").await;
     assert!(result.contains("Connection works"), "{result}");
