@@ -374,6 +374,7 @@ fn write_file(
     let mut out = Output::create(&job.dest, *PROC_FD)?;
     let result = (|| {
         let f = out.file();
+        let (mut written, mut trailing_hole) = (0u64, false);
         for hex_id in &job.chunks {
             let id: [u8; 32] = hex::decode(hex_id)
                 .ok()
@@ -383,17 +384,13 @@ fn write_file(
             progress
                 .bytes
                 .fetch_add(data.len() as u64, Ordering::Relaxed);
-            // Zero blocks become holes, so sparse files stay sparse.
-            for block in data.chunks(SPARSE_BLOCK) {
-                if block == &ZEROS[..block.len()] {
-                    f.seek(SeekFrom::Current(block.len() as i64))
-                        .at(&job.dest)?;
-                } else {
-                    f.write_all(block).at(&job.dest)?;
-                }
-            }
+            trailing_hole = write_sparse(f, &data).at(&job.dest)?;
+            written += data.len() as u64;
         }
-        f.set_len(job.size).at(&job.dest)?;
+        // A file that ends in a hole only reaches its size by truncation.
+        if trailing_hole || written != job.size {
+            f.set_len(job.size).at(&job.dest)?;
+        }
         set_file_meta(f, &job.node).at(&job.dest)
     })();
     match result {
@@ -403,6 +400,33 @@ fn write_file(
             Err(e)
         }
     }
+}
+
+/// Writes `data` at the file's position with its all-zero blocks left as
+/// holes, so sparse files stay sparse: each run of data blocks goes in one
+/// write and each run of zero blocks is one seek (a write per 4 KiB block
+/// was a quarter of a million system calls per GiB). Returns whether `data`
+/// ended in a hole.
+fn write_sparse(f: &mut File, data: &[u8]) -> std::io::Result<bool> {
+    let zero_at = |at: usize| {
+        let block = &data[at..data.len().min(at + SPARSE_BLOCK)];
+        block == &ZEROS[..block.len()]
+    };
+    let (mut at, mut hole) = (0, false);
+    while at < data.len() {
+        hole = zero_at(at);
+        let mut end = at;
+        while end < data.len() && zero_at(end) == hole {
+            end = data.len().min(end + SPARSE_BLOCK);
+        }
+        if hole {
+            f.seek(SeekFrom::Current((end - at) as i64))?;
+        } else {
+            f.write_all(&data[at..end])?;
+        }
+        at = end;
+    }
+    Ok(hole)
 }
 
 /// Mode and mtime through the open file: no path lookups.
@@ -456,4 +480,41 @@ fn set_meta(path: &Path, node: &Node, symlink: bool) -> Result<(), BackupError> 
     )
     .map_err(std::io::Error::from)
     .at(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{io::Read, os::unix::fs::MetadataExt};
+
+    use super::*;
+
+    /// Data and zero runs in every order, a short last block, and a
+    /// trailing hole: the bytes read back are the bytes given, and the zero
+    /// runs take no space.
+    #[test]
+    fn zero_runs_become_holes_and_the_bytes_survive() {
+        let b = SPARSE_BLOCK;
+        let mut data = vec![7u8; 3 * b];
+        data.extend(vec![0u8; 64 * b]);
+        data.extend(vec![9u8; b + 100]);
+        data.extend(vec![0u8; 64 * b + 5]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut f = File::create(&path).unwrap();
+        assert!(
+            !write_sparse(&mut f, &data[..3 * b]).unwrap(),
+            "ends in data"
+        );
+        assert!(
+            write_sparse(&mut f, &data[3 * b..]).unwrap(),
+            "ends in a hole"
+        );
+        f.set_len(data.len() as u64).unwrap();
+        drop(f);
+        let mut back = vec![];
+        File::open(&path).unwrap().read_to_end(&mut back).unwrap();
+        assert!(back == data, "content differs");
+        let blocks = std::fs::metadata(&path).unwrap().blocks() * 512;
+        assert!(blocks < (16 * b) as u64, "not sparse: {blocks} bytes");
+    }
 }
