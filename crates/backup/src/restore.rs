@@ -50,6 +50,9 @@ const WRITERS: usize = 6;
 /// them decrypt the stretches between its files that others wrote.
 const BATCH_BYTES: u64 = 2 << 20;
 const BATCH_FILES: usize = 256;
+/// Large files start their writeback every this many bytes (see
+/// [`start_writeback`]).
+const EARLY_FLUSH: u64 = 8 << 20;
 
 /// What a restore did.
 #[derive(Debug, Default)]
@@ -374,7 +377,7 @@ fn write_file(
     let mut out = Output::create(&job.dest, *PROC_FD)?;
     let result = (|| {
         let f = out.file();
-        let (mut written, mut trailing_hole) = (0u64, false);
+        let (mut written, mut trailing_hole, mut flushed) = (0u64, false, 0u64);
         for hex_id in &job.chunks {
             let id: [u8; 32] = hex::decode(hex_id)
                 .ok()
@@ -386,6 +389,13 @@ fn write_file(
                 .fetch_add(data.len() as u64, Ordering::Relaxed);
             trailing_hole = write_sparse(f, &data).at(&job.dest)?;
             written += data.len() as u64;
+            if written - flushed >= EARLY_FLUSH {
+                start_writeback(f, flushed, written);
+                flushed = written;
+            }
+        }
+        if flushed > 0 && written > flushed {
+            start_writeback(f, flushed, written);
         }
         // A file that ends in a hole only reaches its size by truncation.
         if trailing_hole || written != job.size {
@@ -400,6 +410,22 @@ fn write_file(
             Err(e)
         }
     }
+}
+
+/// Starts writing bytes `from..to` of `f` to disk without waiting for it,
+/// and lets the kernel drop them from the page cache once written. The
+/// restore ends with one `syncfs`; started early, the disk writes large
+/// files while the CPU works on the next ones, instead of all at the end
+/// (measured: the final `syncfs` took 0.6 s of a 4 s restore). Advice only:
+/// if the kernel ignores it, the `syncfs` still makes everything durable.
+fn start_writeback(f: &File, from: u64, to: u64) {
+    use rustix::fs::{Advice, fadvise};
+    let _ = fadvise(
+        f,
+        from,
+        std::num::NonZeroU64::new(to - from),
+        Advice::DontNeed,
+    );
 }
 
 /// Writes `data` at the file's position with its all-zero blocks left as
