@@ -38,7 +38,7 @@ use crate::{
 
 /// Connections that upload at once: more than the cores, so one pack's
 /// fsync and check at the holder overlap the others' transfer (measured
-/// in docs/performance.md: 2 → 0.68, 4 → 0.80, 6 → 0.85 of a plain copy).
+/// in docs/performance-network.md: 2 → 0.68, 4 → 0.80, 6 → 0.85 of a plain copy).
 const PARALLEL: usize = 6;
 
 /// The loop: shortly after start, then after each wake-up or period.
