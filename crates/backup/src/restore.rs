@@ -7,8 +7,9 @@
 //! last, once every file exists. Files are written unnamed (`O_TMPFILE`) and
 //! linked in when complete, or, where that is not possible, beside their
 //! final name and renamed into place, so a restore "in place" never leaves
-//! a half-written file under a real name. All-zero blocks become holes, so sparse files stay sparse.
-//! One damaged file does not stop the rest: each failure is recorded by name.
+//! a half-written file under a real name. All-zero blocks become holes, so
+//! sparse files stay sparse. One damaged file does not stop the rest: each
+//! failure is recorded by name.
 
 use std::{
     collections::HashMap,
