@@ -34,7 +34,7 @@ impl Repo {
     /// Checks the bucket's copy: with [`VerifyMode::Structure`] that every
     /// confirmed pack is listed with its size; otherwise each pack (or the
     /// least recently checked share of them) is downloaded and checked as
-    /// a local pack is. A missing or damaged object is named, and sent
+    /// a local pack is, several at a time. A missing or damaged object is named, and sent
     /// again from this device's copy when that copy checks good.
     pub fn verify_remote(
         &self,
@@ -58,15 +58,21 @@ impl Repo {
         let take = mode.how_many(packs.len());
         let mut damage = vec![];
         let w = self.writer()?;
-        for (name, size) in packs.iter().take(take) {
-            let found = match listed.get(name) {
+        // Downloads and checks run on several threads (like the uploads);
+        // what they found is recorded here, on the one writing connection.
+        let todo: Vec<(String, u64)> = packs.iter().take(take).cloned().collect();
+        let check = |(name, size): (String, u64)| {
+            let found = match listed.get(&name) {
                 None => Err("missing from the bucket".to_string()),
-                Some(s) if s != size => {
+                Some(s) if *s != size => {
                     Err(format!("{s} bytes in the bucket where {size} were stored"))
                 }
                 Some(_) if mode == VerifyMode::Structure => Ok(()),
-                Some(_) => self.check_remote_pack(client, &prefix, name)?,
+                Some(_) => self.check_remote_pack(client, &prefix, &name)?,
             };
+            Ok((name, found))
+        };
+        in_parallel(todo, check, |(name, found)| {
             match found {
                 Ok(()) if mode != VerifyMode::Structure => {
                     w.execute(
@@ -76,15 +82,15 @@ impl Repo {
                 }
                 Ok(()) => {}
                 Err(reason) => {
-                    let repaired = self.check_data(name).is_ok() && {
-                        let path = pack_path(&self.dir, name);
+                    let repaired = self.check_data(&name).is_ok() && {
+                        let path = pack_path(&self.dir, &name);
                         let bytes = std::fs::read(&path).at(&path)?;
-                        client.put(&pack_key(&prefix, name), bytes)?;
+                        client.put(&pack_key(&prefix, &name), bytes)?;
                         true
                     };
                     damage.push(RemoteDamage {
                         damage: Damage {
-                            pack: name.clone(),
+                            pack: name,
                             reason,
                             affected: vec![],
                         },
@@ -92,7 +98,10 @@ impl Repo {
                     });
                 }
             }
-        }
+            Ok(())
+        })?;
+        // Threads finish in any order; the report lists packs by name.
+        damage.sort_by(|a, b| a.damage.pack.cmp(&b.damage.pack));
         w.execute(
             "UPDATE backup_target SET last_check = ?1 WHERE id = 1",
             [unix_now()],
