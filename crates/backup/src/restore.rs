@@ -30,7 +30,7 @@ use std::{
 
 mod output;
 
-use output::{Output, PROC_FD};
+use output::{Output, unnamed_works};
 
 use crate::{
     Repo, Snapshot,
@@ -139,12 +139,13 @@ impl Repo {
             errors: Mutex::new(vec![]),
         };
         let tally = &tally;
+        let unnamed = unnamed_works(target);
         let (tx, rx) = sync_channel::<Vec<FileJob>>(WRITERS * 2);
         let rx = Arc::new(Mutex::new(rx));
         let walked = std::thread::scope(|scope| {
             for _ in 0..WRITERS {
                 let rx = rx.clone();
-                scope.spawn(move || writer(self, &rx, tally));
+                scope.spawn(move || writer(self, &rx, tally, unnamed));
             }
             let mut w = Walker {
                 repo: self,
@@ -202,7 +203,7 @@ impl Repo {
 }
 
 /// A writer thread: takes files off the queue until it closes.
-fn writer(repo: &Repo, rx: &Mutex<Receiver<Vec<FileJob>>>, tally: &Tally<'_>) {
+fn writer(repo: &Repo, rx: &Mutex<Receiver<Vec<FileJob>>>, tally: &Tally<'_>, unnamed: bool) {
     let mut src = match ChunkSource::new(repo) {
         Ok(s) => s,
         Err(e) => {
@@ -214,7 +215,7 @@ fn writer(repo: &Repo, rx: &Mutex<Receiver<Vec<FileJob>>>, tally: &Tally<'_>) {
         let next = rx.lock().map(|r| r.recv());
         let Ok(Ok(batch)) = next else { break };
         for job in batch {
-            match write_file(&mut src, &job, tally.progress) {
+            match write_file(&mut src, &job, tally.progress, unnamed) {
                 Ok(()) => {
                     tally.progress.files.fetch_add(1, Ordering::Relaxed);
                 }
@@ -374,8 +375,9 @@ fn write_file(
     src: &mut ChunkSource<'_>,
     job: &FileJob,
     progress: &Progress,
+    unnamed: bool,
 ) -> Result<(), BackupError> {
-    let mut out = Output::create(&job.dest, *PROC_FD)?;
+    let mut out = Output::create(&job.dest, unnamed)?;
     let result = (|| {
         let f = out.file();
         let (mut written, mut trailing_hole, mut flushed) = (0u64, false, 0u64);

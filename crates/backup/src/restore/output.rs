@@ -4,14 +4,36 @@
 use std::{
     fs::File,
     path::{Path, PathBuf},
-    sync::LazyLock,
 };
 
 use crate::error::{BackupError, IoContext};
 
-/// Linking an unnamed file in goes through /proc/self/fd (linkat with
-/// AT_EMPTY_PATH needs a capability Hearth does not have).
-pub(super) static PROC_FD: LazyLock<bool> = LazyLock::new(|| Path::new("/proc/self/fd").is_dir());
+/// Whether files can be written unnamed in `dir` and linked in, tried
+/// once per restore with a probe file. It takes `O_TMPFILE` in the file
+/// system and a /proc/self/fd to link through (linkat with AT_EMPTY_PATH
+/// needs a capability Hearth does not have), and a sandbox or a FAT stick
+/// can lack either; then every file takes the temporary-name way.
+pub(super) fn unnamed_works(dir: &Path) -> bool {
+    if !Path::new("/proc/self/fd").is_dir() {
+        return false;
+    }
+    let probe = dir.join(".hearth-restore-probe");
+    match Output::create(&probe, true) {
+        Ok(out @ Output::Unnamed(_)) => {
+            let Ok(name) = temp_name(&probe) else {
+                return false;
+            };
+            let linked = out.commit(&name).is_ok();
+            let _ = std::fs::remove_file(&name);
+            linked
+        }
+        Ok(named) => {
+            named.discard();
+            false
+        }
+        Err(_) => false,
+    }
+}
 
 /// A file being written: unnamed (`O_TMPFILE`) until it is complete, or,
 /// where the file system cannot do that, under a temporary name beside the
@@ -139,5 +161,15 @@ mod tests {
             out.discard();
             assert_eq!(names(dir.path()), ["a.txt"], "unnamed={unnamed}");
         }
+    }
+
+    /// The probe works where it should (a tmp dir on this machine's file
+    /// system), fails where it cannot, and leaves nothing behind.
+    #[test]
+    fn the_probe_leaves_nothing_and_fails_on_a_missing_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(unnamed_works(dir.path()), "O_TMPFILE and /proc here");
+        assert!(names(dir.path()).is_empty());
+        assert!(!unnamed_works(&dir.path().join("gone")));
     }
 }
