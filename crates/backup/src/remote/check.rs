@@ -34,8 +34,9 @@ impl Repo {
     /// Checks the bucket's copy: with [`VerifyMode::Structure`] that every
     /// confirmed pack is listed with its size; otherwise each pack (or the
     /// least recently checked share of them) is downloaded and checked as
-    /// a local pack is, several at a time. A missing or damaged object is named, and sent
-    /// again from this device's copy when that copy checks good.
+    /// a local pack is, several at a time. A missing or damaged object is
+    /// named, and sent again from this device's copy when that copy checks
+    /// good.
     pub fn verify_remote(
         &self,
         client: &Client,
