@@ -437,23 +437,25 @@ fn start_writeback(f: &File, from: u64, to: u64) {
 /// was a quarter of a million system calls per GiB). Returns whether `data`
 /// ended in a hole.
 fn write_sparse(f: &mut File, data: &[u8]) -> std::io::Result<bool> {
-    let zero_at = |at: usize| {
-        let block = &data[at..data.len().min(at + SPARSE_BLOCK)];
-        block == &ZEROS[..block.len()]
-    };
-    let (mut at, mut hole) = (0, false);
-    while at < data.len() {
-        hole = zero_at(at);
-        let mut end = at;
-        while end < data.len() && zero_at(end) == hole {
-            end = data.len().min(end + SPARSE_BLOCK);
-        }
+    let mut put = |run: &[u8], hole: bool| {
         if hole {
-            f.seek(SeekFrom::Current((end - at) as i64))?;
+            f.seek(SeekFrom::Current(run.len() as i64)).map(|_| ())
         } else {
-            f.write_all(&data[at..end])?;
+            f.write_all(run)
         }
-        at = end;
+    };
+    let (mut start, mut hole) = (0, false);
+    for (i, block) in data.chunks(SPARSE_BLOCK).enumerate() {
+        let zero = block == &ZEROS[..block.len()];
+        let at = i * SPARSE_BLOCK;
+        if at > start && zero != hole {
+            put(&data[start..at], hole)?;
+            start = at;
+        }
+        hole = zero;
+    }
+    if start < data.len() {
+        put(&data[start..], hole)?;
     }
     Ok(hole)
 }

@@ -61,7 +61,8 @@ impl Repo {
         let w = self.writer()?;
         // Downloads and checks run on several threads (like the uploads);
         // what they found is recorded here, on the one writing connection.
-        let todo: Vec<(String, u64)> = packs.iter().take(take).cloned().collect();
+        let total = packs.len();
+        let todo: Vec<(String, u64)> = packs.into_iter().take(take).collect();
         let check = |(name, size): (String, u64)| {
             let found = match listed.get(&name) {
                 None => Err("missing from the bucket".to_string()),
@@ -109,7 +110,7 @@ impl Repo {
         )?;
         self.fill_affected(damage.iter_mut().map(|d| &mut d.damage))?;
         Ok(RemoteVerifyReport {
-            packs: packs.len(),
+            packs: total,
             checked: take,
             damage,
         })

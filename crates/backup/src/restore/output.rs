@@ -14,9 +14,6 @@ use crate::error::{BackupError, IoContext};
 /// needs a capability Hearth does not have), and a sandbox or a FAT stick
 /// can lack either; then every file takes the temporary-name way.
 pub(super) fn unnamed_works(dir: &Path) -> bool {
-    if !Path::new("/proc/self/fd").is_dir() {
-        return false;
-    }
     let probe = dir.join(".hearth-restore-probe");
     match Output::create(&probe, true) {
         Ok(out @ Output::Unnamed(_)) => {
@@ -91,12 +88,11 @@ impl Output {
                 let link = |to: &Path| linkat(CWD, &proc, CWD, to, AtFlags::SYMLINK_FOLLOW);
                 match link(dest) {
                     Ok(()) => Ok(()),
+                    // Named beside it, then renamed over it like any other.
                     Err(rustix::io::Errno::EXIST) => {
                         let tmp = temp_name(dest)?;
                         link(&tmp).map_err(std::io::Error::from).at(&tmp)?;
-                        std::fs::rename(&tmp, dest).at(dest).inspect_err(|_| {
-                            let _ = std::fs::remove_file(&tmp);
-                        })
+                        Output::Named(f, tmp).commit(dest)
                     }
                     Err(e) => Err(std::io::Error::from(e)).at(dest),
                 }
