@@ -291,9 +291,12 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
                             .into(),
                     ));
                 }
-                crate::target::download(&p, repo_id.as_deref())?;
             }
-            let repo = if recover_key {
+            let repo = if from == Where::S3 {
+                let passphrase = read_passphrase(passphrase_file)?;
+                let keys = crate::target::download(&p, repo_id.as_deref(), &passphrase)?;
+                Repo::with_recovered_key(&p.repo, &p.key, &p.db, &keys)?
+            } else if recover_key {
                 let passphrase = read_passphrase(passphrase_file)?;
                 Repo::recover_key(&p.repo, &p.key, &p.db, &passphrase)?
             } else {

@@ -223,10 +223,15 @@ pub(crate) fn verify(p: &Paths, mode: VerifyMode, json: bool) -> Result<(), Fail
 }
 
 /// Disaster recovery, first half: the repository copied from the bucket
-/// into this device's repository folder.
-pub(crate) fn download(p: &Paths, repo_id: Option<&str>) -> Result<(), Failure> {
+/// into this device's repository folder, and its keys unsealed with the
+/// recovery passphrase.
+pub(crate) fn download(
+    p: &Paths,
+    repo_id: Option<&str>,
+    passphrase: &str,
+) -> Result<hearth_backup::Keys, Failure> {
     let client = saved(p)?;
-    let report = remote::download_repository(&client, &p.repo, repo_id)?;
+    let (report, keys) = remote::recover_repository(&client, &p.repo, repo_id, passphrase)?;
     println!(
         "Downloaded repository {} from the S3 target: {} packs ({} bytes), {} already here.",
         report.repo_id, report.packs, report.bytes, report.present
@@ -234,7 +239,7 @@ pub(crate) fn download(p: &Paths, repo_id: Option<&str>) -> Result<(), Failure> 
     for (name, why) in &report.bad {
         println!("left out object {name}: {why}");
     }
-    Ok(())
+    Ok(keys)
 }
 
 /// After recovery from the bucket, what it holds need not be sent again.

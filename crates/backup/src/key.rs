@@ -132,7 +132,12 @@ impl Keys {
     /// Opens `key.age` with the recovery passphrase.
     pub fn unseal(path: &Path, passphrase: &str) -> Result<Keys, BackupError> {
         let data = std::fs::read(path).at(path)?;
-        let dec = age::Decryptor::new_buffered(&data[..])
+        Keys::unseal_bytes(&data, passphrase, path)
+    }
+
+    /// Opens a `key.age` held in memory (`path` names it in messages).
+    pub fn unseal_bytes(data: &[u8], passphrase: &str, path: &Path) -> Result<Keys, BackupError> {
+        let dec = age::Decryptor::new_buffered(data)
             .map_err(|_| BackupError::WrongPassphrase(path.to_path_buf()))?;
         let identity = age::scrypt::Identity::new(SecretString::from(passphrase.to_string()));
         let mut text = String::new();

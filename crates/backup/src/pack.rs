@@ -248,12 +248,10 @@ pub fn pack_path(repo: &Path, name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Hashes (BLAKE3, the pack's name) and counts the ciphertext as it is
-/// read.
+/// Hashes the ciphertext (BLAKE3, the pack's name) as it is read.
 struct Tee<R> {
     inner: R,
     hasher: blake3::Hasher,
-    size: u64,
 }
 
 impl<R> Tee<R> {
@@ -261,7 +259,6 @@ impl<R> Tee<R> {
         Tee {
             inner,
             hasher: blake3::Hasher::new(),
-            size: 0,
         }
     }
 }
@@ -270,7 +267,6 @@ impl<R: Read> Read for Tee<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        self.size += n as u64;
         Ok(n)
     }
 }
@@ -477,8 +473,6 @@ pub(crate) fn parse_table(table: &[u8], data_end: u64) -> Result<Vec<Entry>, Str
 pub(crate) struct WholePack {
     /// BLAKE3 of the ciphertext as read.
     pub cipher: blake3::Hash,
-    /// The ciphertext's length.
-    pub size: u64,
     plain: Vec<u8>,
     name: String,
 }
@@ -505,7 +499,6 @@ impl WholePack {
         std::io::copy(&mut tee, &mut std::io::sink()).at(path)?;
         Ok(WholePack {
             cipher: tee.hasher.finalize(),
-            size: tee.size,
             plain,
             name: name.to_string(),
         })
@@ -542,19 +535,29 @@ impl WholePack {
         e: &Entry,
         keys: &Keys,
     ) -> Result<std::borrow::Cow<'_, [u8]>, BackupError> {
-        let id = hex::encode(e.id);
         // parse_table keeps every entry inside the data.
         let stored = self.stored(e.offset, e.offset + u64::from(e.length));
-        let plain: std::borrow::Cow<'_, [u8]> = if e.zstd {
-            zstd::bulk::decompress(stored, e.raw_length as usize)
-                .map_err(|err| self.bad(format!("chunk {id} does not decompress: {err}")))?
-                .into()
-        } else {
-            stored.into()
-        };
-        if keys.chunk_id(&plain) != e.id {
-            return Err(self.bad(format!("chunk {id} does not match its hash")));
-        }
-        Ok(plain)
+        unpack(stored.into(), e, keys).map_err(|r| self.bad(r))
     }
+}
+
+/// A blob's stored bytes decompressed (to exactly the size its entry
+/// records) and checked against its id; the reason when they are not it.
+pub(crate) fn unpack<'a>(
+    stored: std::borrow::Cow<'a, [u8]>,
+    e: &Entry,
+    keys: &Keys,
+) -> Result<std::borrow::Cow<'a, [u8]>, String> {
+    let id = || hex::encode(e.id);
+    let plain = if e.zstd {
+        zstd::bulk::decompress(&stored, e.raw_length as usize)
+            .map_err(|err| format!("chunk {} does not decompress: {err}", id()))?
+            .into()
+    } else {
+        stored
+    };
+    if keys.chunk_id(&plain) != e.id {
+        return Err(format!("chunk {} does not match its hash", id()));
+    }
+    Ok(plain)
 }

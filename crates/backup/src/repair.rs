@@ -3,8 +3,8 @@
 //! This is what makes the SQLite index a cache rather than a single point
 //! of failure: after a lost or damaged database, or on a new device that
 //! received the packs from a peer, every pack is read (its name checked
-//! against the BLAKE3 of its ciphertext, its contents decrypted and each
-//! blob's hash checked), and the pack, chunk, tree and snapshot rows are
+//! against the BLAKE3 of its ciphertext, its table and its tree and snapshot
+//! blobs decrypted and checked), and the pack, chunk, tree and snapshot rows are
 //! written afresh in one transaction. A crash part-way leaves the old index
 //! untouched.
 //!
@@ -12,7 +12,7 @@
 //! are still in the packs. Folders added for automatic backups are kept.
 
 use hearth_system::unix_now;
-use std::path::Path;
+use std::{borrow::Cow, io::Cursor, path::Path};
 
 use hearth_store::rusqlite::{Transaction, params};
 use serde::Serialize;
@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::{
     Keys, Repo,
     error::{BackupError, IoContext},
-    pack::{Entry, Kind, WholePack},
+    pack::{Entry, Kind, PackReader, unpack},
     tree::SnapshotBlob,
 };
 
@@ -54,6 +54,17 @@ impl Repo {
         passphrase: &str,
     ) -> Result<Repo, BackupError> {
         let keys = Keys::unseal(&dir.join("key.age"), passphrase)?;
+        Repo::with_recovered_key(dir, key_path, db, &keys)
+    }
+
+    /// Opens a repository with keys recovered elsewhere (unsealed during a
+    /// download from the bucket), saving them as the device key first.
+    pub fn with_recovered_key(
+        dir: &Path,
+        key_path: &Path,
+        db: &Path,
+        keys: &Keys,
+    ) -> Result<Repo, BackupError> {
         keys.save(key_path)?;
         Repo::open(dir, key_path, db)
     }
@@ -125,47 +136,58 @@ impl Repo {
         Ok(report)
     }
 
-    /// Checks one pack whole (its name, its decryption, every blob's hash)
-    /// and gathers what its rows need. Runs on a worker thread; nothing is
-    /// written for a pack that fails any check.
+    /// Checks one pack and gathers what its rows need: its name against the
+    /// BLAKE3 of its bytes, then its table and each tree and snapshot blob
+    /// (decrypted, decompressed, checked against its id). Runs on a worker
+    /// thread; nothing is written for a pack that fails any check.
+    ///
+    /// Data blobs are not decrypted. A matching name means these are the
+    /// very bytes the writer decrypted back and checked before it named the
+    /// pack, wherever they travelled since (a peer, the bucket), so
+    /// decrypting them again finds nothing new; it was most of a repair's
+    /// time, and so of a disaster recovery's after the download.
+    /// Every restore still checks every chunk it writes, and
+    /// `verify --read-data` checks every blob of every pack.
     fn check_pack(&self, name: &str) -> Result<CheckedPack, BackupError> {
         let path = crate::pack_path(&self.dir, name);
-        let whole = WholePack::read(&path, name, &self.keys)?;
-        if whole.cipher.to_hex().as_str() != name {
-            return Err(BackupError::BadPack {
-                pack: name.to_string(),
-                reason: "its contents do not match its name".into(),
-            });
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BackupError::MissingPack(name.to_string()));
+            }
+            Err(e) => return Err(e).at(&path),
+        };
+        let bad = |reason: String| BackupError::BadPack {
+            pack: name.to_string(),
+            reason,
+        };
+        if blake3::hash(&bytes).to_hex().as_str() != name {
+            return Err(bad("its contents do not match its name".into()));
         }
-        let entries = whole.table()?;
+        let size = bytes.len() as u64;
+        let mut pack = PackReader::from_reader(Cursor::new(bytes), name, &self.keys)?;
+        let entries = pack.table()?;
         let mut trees = vec![];
         let mut snapshots = vec![];
-        for e in &entries {
-            let plain = whole.blob(e, &self.keys)?;
-            match e.kind {
-                Kind::Tree => {
-                    let cache = if e.zstd {
-                        let end = e.offset + u64::from(e.length);
-                        whole.stored(e.offset, end).to_vec()
-                    } else {
-                        zstd::bulk::compress(&plain, crate::ZSTD_LEVEL).unwrap_or_default()
-                    };
-                    trees.push((e.id, cache));
-                }
-                Kind::Snapshot => {
-                    let blob: SnapshotBlob =
-                        serde_json::from_slice(&plain).map_err(|err| BackupError::BadPack {
-                            pack: name.to_string(),
-                            reason: format!("a snapshot blob is not valid: {err}"),
-                        })?;
-                    snapshots.push((blob, e.id));
-                }
-                Kind::Data => {}
+        for e in entries.iter().filter(|e| e.kind != Kind::Data) {
+            let stored = pack.read_at(e.offset, e.length)?;
+            let plain = unpack(Cow::Borrowed(&stored), e, &self.keys).map_err(bad)?;
+            if e.kind == Kind::Tree {
+                let cache = if e.zstd {
+                    stored.clone()
+                } else {
+                    zstd::bulk::compress(&plain, crate::ZSTD_LEVEL).unwrap_or_default()
+                };
+                trees.push((e.id, cache));
+            } else {
+                let blob: SnapshotBlob = serde_json::from_slice(&plain)
+                    .map_err(|err| bad(format!("a snapshot blob is not valid: {err}")))?;
+                snapshots.push((blob, e.id));
             }
         }
         Ok(CheckedPack {
             name: name.to_string(),
-            size: whole.size,
+            size,
             entries,
             trees,
             snapshots,

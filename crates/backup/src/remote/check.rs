@@ -3,13 +3,12 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
 
 use hearth_s3::{Client, S3Error};
 use hearth_store::rusqlite::params;
 use hearth_system::unix_now;
 
-use super::{RemoteError, Scratch, in_parallel, pack_key, prefix};
+use super::{RemoteError, Scratch, Tee, in_parallel, pack_key, prefix};
 use crate::{BackupError, Damage, Repo, VerifyMode, error::IoContext, pack::pack_path};
 
 /// One object in the bucket that is missing or damaged: the pack, why, and
@@ -152,142 +151,5 @@ impl Repo {
             [unix_now()],
         )?;
         Ok(())
-    }
-}
-
-/// What a download from the bucket brought.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct DownloadReport {
-    pub repo_id: String,
-    pub packs: u64,
-    pub bytes: u64,
-    /// Packs already here with the right size, not fetched again.
-    pub present: u64,
-    /// Objects left out, each with the reason.
-    pub bad: Vec<(String, String)>,
-}
-
-/// Disaster recovery, first half: copies the repository in the bucket
-/// (`repo_id`, or the only one there) into `dir`, so that the usual
-/// `recover_key` and `repair_index` can run on it. Each pack is written to
-/// `tmp/`, fsynced, checked against its name (BLAKE3 of its bytes) and only
-/// then renamed into place; `HEARTH-REPO` is written last, so an
-/// interrupted download is never taken for a repository, and running it
-/// again fetches only what is missing.
-pub fn download_repository(
-    client: &Client,
-    dir: &Path,
-    repo_id: Option<&str>,
-) -> Result<DownloadReport, RemoteError> {
-    let ids: Vec<String> = client
-        .list("hearth/")?
-        .into_iter()
-        .filter_map(|(k, _)| {
-            let id = k.strip_prefix("hearth/")?.strip_suffix("/HEARTH-REPO")?;
-            (!id.contains('/')).then(|| id.to_string())
-        })
-        .collect();
-    let id = match (repo_id, ids.as_slice()) {
-        (Some(want), _) if ids.iter().any(|i| i == want) => want.to_string(),
-        (Some(want), _) => return Err(other(format!("the bucket holds no repository {want}"))),
-        (None, [one]) => one.clone(),
-        (None, []) => return Err(other("the bucket holds no Hearth backups".into())),
-        (None, many) => {
-            return Err(other(format!(
-                "the bucket holds {} repositories ({}): name one with --repo-id",
-                many.len(),
-                many.join(", ")
-            )));
-        }
-    };
-    let marker = dir.join("HEARTH-REPO");
-    if let Ok(text) = std::fs::read_to_string(&marker)
-        && !text.contains(&format!("id {id}"))
-    {
-        return Err(other(format!(
-            "{} already holds a different repository; recover into an empty data folder",
-            dir.display()
-        )));
-    }
-    for sub in ["packs", "tmp"] {
-        std::fs::create_dir_all(dir.join(sub)).at(dir.join(sub))?;
-    }
-    let prefix = prefix(&id);
-    let mut report = DownloadReport {
-        repo_id: id.clone(),
-        ..DownloadReport::default()
-    };
-    let mut fetch = vec![];
-    for (key, size) in client.list(&format!("{prefix}packs/"))? {
-        let name = key.rsplit('/').next().unwrap_or_default().to_string();
-        if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
-            report.bad.push((key, "not a pack name".into()));
-        } else if std::fs::metadata(pack_path(dir, &name)).is_ok_and(|m| m.len() == size) {
-            report.present += 1;
-        } else {
-            fetch.push((key, name));
-        }
-    }
-    in_parallel(
-        fetch,
-        |(key, name)| fetch_pack(client, dir, &key, &name).map(|got| (name, got)),
-        |(name, got)| {
-            match got {
-                Ok(n) => {
-                    report.packs += 1;
-                    report.bytes += n;
-                }
-                Err(why) => report.bad.push((name, why)),
-            }
-            Ok(())
-        },
-    )?;
-    // The key, then the marker: only a complete download is a repository.
-    for file in ["key.age", "HEARTH-REPO"] {
-        let bytes = client.get(&format!("{prefix}{file}"))?;
-        hearth_system::write_durably(&dir.join(file), &bytes).at(dir.join(file))?;
-    }
-    Ok(report)
-}
-
-/// One pack into `tmp/`, checked against its name, fsynced and renamed
-/// into place: `Ok(Err(why))` when its bytes are not what its name says.
-fn fetch_pack(
-    client: &Client,
-    dir: &Path,
-    key: &str,
-    name: &str,
-) -> Result<Result<u64, String>, RemoteError> {
-    let scratch = Scratch(dir.join("tmp").join(name));
-    let mut file = std::fs::File::create(&scratch.0).at(&scratch.0)?;
-    let mut hasher = Tee(&mut file, blake3::Hasher::new());
-    let n = client.get_to(key, &mut hasher)?;
-    if hasher.1.finalize().to_hex().as_str() != name {
-        return Ok(Err("its bytes do not match its name".into()));
-    }
-    file.sync_all().at(&scratch.0)?;
-    let dest = pack_path(dir, name);
-    let parent = dest.parent().unwrap_or(dir);
-    std::fs::create_dir_all(parent).at(parent)?;
-    std::fs::rename(&scratch.0, &dest).at(&dest)?;
-    hearth_system::sync_parent(&dest).at(&dest)?;
-    Ok(Ok(n))
-}
-
-fn other(message: String) -> RemoteError {
-    RemoteError::S3(S3Error::Other(message))
-}
-
-/// Hashes what passes through on its way to a file.
-struct Tee<'a>(&'a mut std::fs::File, blake3::Hasher);
-
-impl Write for Tee<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.0.write(buf)?;
-        self.1.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
     }
 }

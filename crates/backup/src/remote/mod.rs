@@ -11,6 +11,7 @@
 //! a downloaded bucket.
 
 mod check;
+mod recover;
 mod upload;
 
 use std::path::{Path, PathBuf};
@@ -20,8 +21,9 @@ use hearth_system::unix_now;
 
 use crate::{BackupError, error::IoContext, repo::store_err};
 
-pub use check::{DownloadReport, RemoteDamage, RemoteVerifyReport, download_repository};
+pub use check::{RemoteDamage, RemoteVerifyReport};
 pub use hearth_s3::{Client, DEFAULT_REGION, S3Error, Target};
+pub use recover::{DownloadReport, recover_repository};
 pub use upload::{UploadProgress, UploadReport};
 
 /// What the dashboard and `hearth backup target show` say about the target.
@@ -235,4 +237,19 @@ pub(crate) fn in_parallel<T: Send, R: Send>(
     done: impl FnMut(R) -> Result<(), RemoteError>,
 ) -> Result<(), RemoteError> {
     crate::parallel::in_parallel(PARALLEL, items, work, done)
+}
+
+/// Hashes what passes through on its way to a file: a download is checked
+/// against its name as it is written.
+pub(crate) struct Tee<'a>(pub &'a mut std::fs::File, pub blake3::Hasher);
+
+impl std::io::Write for Tee<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        self.1.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }

@@ -235,8 +235,8 @@ pub(crate) struct RecoverForm {
 /// with the recovery passphrase, and the index rebuilt from the packs (what
 /// `hearth backup repair-index --recover-key --from s3` does). It runs
 /// while the browser waits: about 15 s for the 1 GiB benchmark set here. A
-/// wrong passphrase leaves the download in place, so trying again fetches
-/// nothing twice.
+/// wrong passphrase stops the download early and leaves what came in place,
+/// so trying again fetches nothing twice.
 pub(crate) async fn recover(
     _admin: Admin,
     State(state): State<AppState>,
@@ -250,15 +250,16 @@ pub(crate) async fn recover(
         let client = remote::connect(&paths.db, &paths.s3_secret)
             .map_err(|e| e.to_string())?
             .ok_or("Set the S3 target first, under Where backups go.")?;
-        remote::download_repository(&client, &paths.repo, None).map_err(|e| e.to_string())?;
+        let (_, keys) = remote::recover_repository(&client, &paths.repo, None, &form.passphrase)
+            .map_err(|e| match e {
+                remote::RemoteError::Backup(hearth_backup::BackupError::WrongPassphrase(_)) => {
+                    "The recovery passphrase is not right.".to_string()
+                }
+                other => other.to_string(),
+            })?;
         let repo =
-            hearth_backup::Repo::recover_key(&paths.repo, &paths.key, &paths.db, &form.passphrase)
-                .map_err(|e| match e {
-                    hearth_backup::BackupError::WrongPassphrase(_) => {
-                        "The recovery passphrase is not right.".to_string()
-                    }
-                    other => other.to_string(),
-                })?;
+            hearth_backup::Repo::with_recovered_key(&paths.repo, &paths.key, &paths.db, &keys)
+                .map_err(|e| e.to_string())?;
         repo.repair_index().map_err(|e| e.to_string())?;
         repo.adopt_remote().map_err(|e| e.to_string())?;
         Ok(())
