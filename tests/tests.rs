@@ -53,6 +53,10 @@ mod garage;
 /// node failures, kills during uploads, a flipped byte, bad settings.
 mod s3;
 
+/// Disaster recovery from the bucket alone: the command line and the admin
+/// page, a wrong passphrase included.
+mod s3_recovery;
+
 /// The hotspot's name and password through (a fake) nmcli, with undo.
 mod hotspot;
 

@@ -1,0 +1,121 @@
+//! Disaster recovery from the bucket alone, against a real three-node
+//! Garage cluster: the command line (also used by the other S3 modules to
+//! prove the bucket restores what they did) and the admin page.
+
+use std::fs;
+
+use crate::{
+    garage::Garage,
+    lab::{Lab, PASSPHRASE, assert_same_tree, awkward_tree},
+    s3::set_target,
+    util::TestServer,
+};
+
+/// A fresh data folder that knows only the S3 settings and the passphrase
+/// brings every snapshot back, byte-identical with modes and times.
+pub(crate) fn recover_elsewhere(g: &Garage, snapshot: &str, expect: &std::path::Path) {
+    let fresh = Lab::bare();
+    set_target(&fresh, g);
+    fs::write(fresh.path("pp"), format!("{PASSPHRASE}\n")).unwrap();
+    let pp = fresh.path("pp");
+    let out = fresh.ok(&[
+        "repair-index",
+        "--recover-key",
+        "--from",
+        "s3",
+        "--passphrase-file",
+        pp.to_str().unwrap(),
+    ]);
+    assert!(out.contains("Downloaded repository"), "{out}");
+    let target = fresh.path("restored");
+    fresh.ok(&["restore", snapshot, "--target", target.to_str().unwrap()]);
+    assert_same_tree(expect, &target);
+    // What came from the bucket is not sent back to it.
+    let show = fresh.ok(&["target", "show"]);
+    assert!(show.contains("waiting:     0 packs"), "{show}");
+}
+
+/// Disaster recovery from the admin page: a new Hearth given only the S3
+/// settings offers it; a wrong passphrase recovers nothing and says so, the
+/// right one brings the snapshots back.
+#[tokio::test]
+async fn admin_page_recovers_from_the_bucket() {
+    let g = Garage::start();
+    let lab = Lab::new();
+    set_target(&lab, &g);
+    let src = lab.path("src");
+    awkward_tree(&src);
+    lab.ok(&["run", src.to_str().unwrap()]);
+
+    let server = TestServer::start();
+    let mut c = server.client();
+    assert_eq!(c.claim("recovery test password").await.status, 303);
+    let page = c.get("/admin/backups").await.body;
+    assert!(!page.contains("Recover from the S3 target"), "{page}");
+    let p = c
+        .submit(
+            "/admin/backups/target",
+            "/admin/backups/target",
+            &[
+                ("endpoint", g.endpoint()),
+                ("region", "garage"),
+                ("bucket", "hearth"),
+                ("access_key", g.key_id()),
+                ("secret", g.secret()),
+            ],
+        )
+        .await;
+    assert_eq!(
+        p.location(),
+        Some("/admin/backups/target?done=saved"),
+        "{}",
+        p.body
+    );
+    let page = c.get("/admin/backups").await.body;
+    assert!(page.contains("Recover from the S3 target"), "{page}");
+
+    let p = c
+        .submit(
+            "/admin/backups",
+            "/admin/backups/recover",
+            &[("passphrase", "not the passphrase at all")],
+        )
+        .await;
+    assert_eq!(p.status, 400, "{}", p.body);
+    assert!(
+        p.body
+            .contains("Nothing was recovered: The recovery passphrase is not right."),
+        "{}",
+        p.body
+    );
+    for file in ["repo/HEARTH-REPO", "repo/key.age", "backup.key"] {
+        assert!(!server.data_dir().join(file).exists(), "{file}");
+    }
+
+    let p = c
+        .submit(
+            "/admin/backups",
+            "/admin/backups/recover",
+            &[("passphrase", PASSPHRASE)],
+        )
+        .await;
+    assert_eq!(
+        p.location(),
+        Some("/admin/backups?done=recovered"),
+        "{}",
+        p.body
+    );
+    let page = c.get("/admin/backups?done=recovered").await.body;
+    assert!(
+        page.contains("Backups recovered from the S3 target") && page.contains("/src</code>"),
+        "{page}"
+    );
+    let out = server.dir.path().join("out");
+    let (code, _, err) = crate::util::run_backup(
+        &server.config_path(),
+        &server.data_dir(),
+        &["restore", "1", "--target", out.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_same_tree(&src, &out);
+}
