@@ -22,8 +22,11 @@ data=${BENCH_DATA:-/var/tmp/hearth-bench/data}
 target=${CARGO_TARGET_DIR:-target}
 hearth=$target/release/hearth
 
-for tool in restic garage /usr/bin/time python3; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool missing; run scripts/bootstrap all bench" >&2; exit 1; }
+# The cluster runs bootstrap's release build of Garage (garage-release, the
+# bench group): the tests' debug build set the pace for both tools.
+export GARAGE=${GARAGE:-garage-release}
+for tool in restic "$GARAGE" /usr/bin/time python3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool missing; run scripts/bootstrap bench" >&2; exit 1; }
 done
 cargo build --release --locked -p hearth >&2
 benches/dataset.sh "$data"
@@ -101,8 +104,8 @@ mbs() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.0f", b / 1048576 / s }'; 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 peak() { local m=0 f r; for f in "$work/$1"-*; do [[ $f == *.err ]] && continue; r=$(rss "${f##*/}"); [ "$r" -gt "$m" ] && m=$r; done; echo $((m / 1024)); }
 
-printf '\nS3 benchmark: %s MiB in %s files into a 3-node Garage cluster (rf 3) on 127.0.0.1, %s (%s cores), %s interleaved rounds\n\n' \
-  "$(mib "$bytes")" "$(find "$data" -type f | wc -l)" "$(uname -m)" "$(nproc)" "$rounds"
+printf '\nS3 benchmark: %s MiB in %s files into a 3-node Garage cluster (rf 3, %s) on 127.0.0.1, %s (%s cores), %s interleaved rounds\n\n' \
+  "$(mib "$bytes")" "$(find "$data" -type f | wc -l)" "$GARAGE" "$(uname -m)" "$(nproc)" "$rounds"
 row() { printf '| %-38s | %12s | %12s | %14s |\n' "$@"; }
 row measure hearth restic "hearth/restic"
 printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..40})" "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..16})"
