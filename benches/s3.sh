@@ -67,10 +67,13 @@ restore() {  # TOOL NAME
       mkdir -p "$work/dr"
       H "$work/dr" target set --endpoint "$S3_ENDPOINT" --bucket hearth \
         --access-key "$AWS_ACCESS_KEY_ID" --secret-file "$work/secret" >/dev/null
-      # shellcheck disable=SC2016 # the inner shell expands its own arguments
-      timed "$2" bash -c '"$1" --config "$2" backup --data "$3" repair-index --recover-key --from s3 --passphrase-file "$4" \
-        && "$1" --config "$2" backup --data "$3" restore 1 --target "$5"' _ \
-        "$hearth" "$work/hearth.toml" "$work/dr" "$work/pp" "$work/out"
+      # Two steps, timed apart (NAME.dr, NAME.rs) and summed into NAME.
+      timed "$2.dr" "$hearth" --config "$work/hearth.toml" backup --data "$work/dr" \
+        repair-index --recover-key --from s3 --passphrase-file "$work/pp"
+      timed "$2.rs" "$hearth" --config "$work/hearth.toml" backup --data "$work/dr" \
+        restore 1 --target "$work/out"
+      paste -d' ' "$work/$2.dr" "$work/$2.rs" \
+        | awk '{ printf "%.2f %d\n", $1 + $3, ($2 > $4 ? $2 : $4) }' > "$work/$2"
       diff -r "$data" "$work/out" >/dev/null || { echo "bench: hearth's restore differs" >&2; exit 1; } ;;
     restic) timed "$2" restic --repo "s3:$S3_ENDPOINT/hearth/restic" restore latest --target "$work/out" ;;
   esac
@@ -102,7 +105,7 @@ median() { for r in $(seq "$rounds"); do secs "$1-$r"; done | sort -g | awk '{ v
 spread() { for r in $(seq "$rounds"); do secs "$1-$r"; done | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
 mbs() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.0f", b / 1048576 / s }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-peak() { local m=0 f r; for f in "$work/$1"-*; do [[ $f == *.err ]] && continue; r=$(rss "${f##*/}"); [ "$r" -gt "$m" ] && m=$r; done; echo $((m / 1024)); }
+peak() { local m=0 f r; for f in "$work/$1"-[0-9]*; do b=${f##*/}; [[ $b == *.* ]] && continue; r=$(rss "${f##*/}"); [ "$r" -gt "$m" ] && m=$r; done; echo $((m / 1024)); }
 
 printf '\nS3 benchmark: %s MiB in %s files into a 3-node Garage cluster (rf 3, %s) on 127.0.0.1, %s (%s cores), %s interleaved rounds\n\n' \
   "$(mib "$bytes")" "$(find "$data" -type f | wc -l)" "$GARAGE" "$(uname -m)" "$(nproc)" "$rounds"
@@ -116,8 +119,14 @@ row "rerun, no change, s" "$(secs hearth-same)" "$(secs restic-same)" "$(ratio "
 row "full restore from S3, MiB/s (median)" "$(mbs "$(median hearth-restore)")" "$(mbs "$(median restic-restore)")" \
   "$(ratio "$(median restic-restore)" "$(median hearth-restore)")x"
 row "  full restore, s (spread)" "$(spread hearth-restore)" "$(spread restic-restore)" ""
+steps() { for r in $(seq "$rounds"); do cut -d' ' -f1 "$work/hearth-restore-$r.$1"; done | sort -g | tr '\n' ' '; }
+row "  hearth: download + key + index, s" "$(steps dr)" "" ""
+row "  hearth: restore from local packs, s" "$(steps rs)" "" ""
 row "peak RSS, backups, MiB" "$(peak hearth-first)" "$(peak restic-first)" "$(ratio "$(peak hearth-first)" "$(peak restic-first)")"
 row "peak RSS, restores, MiB" "$(peak hearth-restore)" "$(peak restic-restore)" "$(ratio "$(peak hearth-restore)" "$(peak restic-restore)")"
+steprss() { for r in $(seq "$rounds"); do echo $(( $(cut -d' ' -f2 "$work/hearth-restore-$r.$1") / 1024 )); done | sort -g | tr '\n' ' '; }
+row "  hearth: download + key + index, MiB" "$(steprss dr)" "" ""
+row "  hearth: restore from local packs, MiB" "$(steprss rs)" "" ""
 echo
 echo "One node's data folder held $(mib "$stored") MiB after the last round (both tools' copies)."
 echo "Hearth's restore is a disaster recovery: download, key.age unsealed with the passphrase, index"
