@@ -175,7 +175,7 @@ row "  full restore, s (spread)" "$(spread hearth-restore)" "$(spread restic-res
 synced() { for r in $(seq "$rounds"); do awk '{ s += $1 } END { printf "%.2f\n", s }' "$work/$1-$r" "$work/$1-$r.sync"; done | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 row "  restore + sync, MiB/s" "$(mbs "$(synced hearth-restore)")" "$(mbs "$(synced restic-restore)")" "$(mbs "$(synced borg-restore)")" \
   "$(ratio "$(synced restic-restore)" "$(synced hearth-restore)")x"
-peak() { local m=0 f r; for f in "$work/$1"-*; do b=${f##*/}; [[ $b == *.* ]] && continue; r=$(rss "${f##*/}"); [ "$r" -gt "$m" ] && m=$r; done; echo $((m / 1024)); }
+peak() { local m=0 f r b; for f in "$work/$1"-*; do b=${f##*/}; [[ $b == *.* ]] && continue; r=$(rss "${f##*/}"); [ "$r" -gt "$m" ] && m=$r; done; echo $((m / 1024)); }
 row "peak RSS, MiB" "$(peak hearth)" "$(peak restic)" "$(peak borg)" "$(ratio "$(peak hearth)" "$(peak restic)")"
 row "repository, MiB" "$(mib "$hearth_repo")" "$(mib "$(repo restic)")" "$(mib "$(repo borg)")" \
   "$(ratio "$hearth_repo" "$(repo restic)")"

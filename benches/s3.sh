@@ -105,7 +105,7 @@ median() { for r in $(seq "$rounds"); do secs "$1-$r"; done | sort -g | awk '{ v
 spread() { for r in $(seq "$rounds"); do secs "$1-$r"; done | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
 mbs() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.0f", b / 1048576 / s }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-peak() { local m=0 f r; for f in "$work/$1"-[0-9]*; do b=${f##*/}; [[ $b == *.* ]] && continue; r=$(rss "${f##*/}"); [ "$r" -gt "$m" ] && m=$r; done; echo $((m / 1024)); }
+peak() { local m=0 f r b; for f in "$work/$1"-[0-9]*; do b=${f##*/}; [[ $b == *.* ]] && continue; r=$(rss "${f##*/}"); [ "$r" -gt "$m" ] && m=$r; done; echo $((m / 1024)); }
 
 printf '\nS3 benchmark: %s MiB in %s files into a 3-node Garage cluster (rf 3, %s) on 127.0.0.1, %s (%s cores), %s interleaved rounds\n\n' \
   "$(mib "$bytes")" "$(find "$data" -type f | wc -l)" "$GARAGE" "$(uname -m)" "$(nproc)" "$rounds"
