@@ -77,6 +77,9 @@ restore() {  # TOOL NAME
       diff -r "$data" "$work/out" >/dev/null || { echo "bench: hearth's restore differs" >&2; exit 1; } ;;
     restic) timed "$2" restic --repo "s3:$S3_ENDPOINT/hearth/restic" restore latest --target "$work/out" ;;
   esac
+  # Hearth's restore ends with syncfs, restic's with the files in the page
+  # cache: the sync right after says what restic left to write.
+  timed "$2.sync" sync
 }
 
 for r in $(seq "$rounds"); do
@@ -119,6 +122,9 @@ row "rerun, no change, s" "$(secs hearth-same)" "$(secs restic-same)" "$(ratio "
 row "full restore from S3, MiB/s (median)" "$(mbs "$(median hearth-restore)")" "$(mbs "$(median restic-restore)")" \
   "$(ratio "$(median restic-restore)" "$(median hearth-restore)")x"
 row "  full restore, s (spread)" "$(spread hearth-restore)" "$(spread restic-restore)" ""
+synced() { for r in $(seq "$rounds"); do awk '{ s += $1 } END { printf "%.2f\n", s }' "$work/$1-$r" "$work/$1-$r.sync"; done | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+row "  restore + sync, MiB/s (median)" "$(mbs "$(synced hearth-restore)")" "$(mbs "$(synced restic-restore)")" \
+  "$(ratio "$(synced restic-restore)" "$(synced hearth-restore)")x"
 steps() { for r in $(seq "$rounds"); do cut -d' ' -f1 "$work/hearth-restore-$r.$1"; done | sort -g | tr '\n' ' '; }
 row "  hearth: download + key + index, s" "$(steps dr)" "" ""
 row "  hearth: restore from local packs, s" "$(steps rs)" "" ""
