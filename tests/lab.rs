@@ -51,6 +51,20 @@ impl Lab {
         run_backup(&self.path("hearth.toml"), &self.data(), args)
     }
 
+    /// The same, with extra environment variables.
+    pub fn hearth_env(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        let (config, data) = (self.path("hearth.toml"), self.data());
+        let mut all = vec![
+            "--config",
+            config.to_str().unwrap(),
+            "backup",
+            "--data",
+            data.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        crate::util::run_hearth(&all, env)
+    }
+
     pub fn ok(&self, args: &[&str]) -> String {
         let (code, out, err) = self.hearth(args);
         assert_eq!(code, 0, "hearth backup {args:?}: {err}");

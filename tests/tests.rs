@@ -57,6 +57,9 @@ mod s3;
 /// page, a wrong passphrase included.
 mod s3_recovery;
 
+/// The S3 target over HTTPS, behind a TLS proxy with a test CA.
+mod s3_https;
+
 /// The hotspot's name and password through (a fake) nmcli, with undo.
 mod hotspot;
 
