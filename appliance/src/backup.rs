@@ -284,13 +284,11 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
             from,
             repo_id,
         } => {
-            if from == Where::S3 {
-                if !recover_key {
-                    return Err(Failure::BadInput(
-                        "recovery from the S3 target needs --recover-key (and the recovery passphrase)"
-                            .into(),
-                    ));
-                }
+            if from == Where::S3 && !recover_key {
+                return Err(Failure::BadInput(
+                    "recovery from the S3 target needs --recover-key (and the recovery passphrase)"
+                        .into(),
+                ));
             }
             let repo = if from == Where::S3 {
                 let passphrase = read_passphrase(passphrase_file)?;
