@@ -43,7 +43,8 @@ for r in $(seq "$rounds"); do
 done
 diff -r "$data" "$work/out-1-$rounds" >/dev/null && echo "ab: the new build's restore is identical" >&2
 # Deleted only now: see the restore note in benches/backup.sh (ext4 without
-# a journal scans past inodes freed in the last 60 s).
+# a journal scans past inodes freed in the last 60 s, or 6 minutes while
+# their inode-table block is being written, as a restore's allocations do).
 rm -rf "$work"/out-*
 median() { for r in $(seq "$rounds"); do cut -d' ' -f1 "$work/$1-$r"; done | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 rounds_of() { for r in $(seq "$rounds"); do cut -d' ' -f1 "$work/$1-$r"; done | paste -sd' '; }

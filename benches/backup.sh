@@ -119,10 +119,13 @@ PY
 echo "bench: reruns after a 1% change" >&2
 for t in "${tools[@]}"; do backup "$t" "$t-changed"; done
 
+# A second run within ~6 minutes of the last pays for this one's deletes.
 snap=$(H list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
 # Each restore goes into a folder of its own, and none is deleted until the
 # last has run: ext4 without a journal (this machine's root) will not reuse
-# an inode freed less than 60 s earlier and scans past every such one, so
+# an inode freed less than 60 s earlier (6 minutes while its inode-table
+# block is dirty, as it is during a restore's allocations) and scans past
+# every such one, so
 # deleting the previous 50,000-file restore right before the next made
 # whichever tool came next pay for it (measured: a Hearth restore took
 # 12.4 s that way, 9.7 s into a folder with no recent deletes).
