@@ -234,7 +234,8 @@ pub(crate) struct RecoverForm {
 /// repository: the S3 target's repository is downloaded, its key unsealed
 /// with the recovery passphrase, and the index rebuilt from the packs (what
 /// `hearth backup repair-index --recover-key --from s3` does). It runs
-/// while the browser waits: about 15 s for the 1 GiB benchmark set here. A
+/// while the browser waits: the command line's same steps take 3-4 s for
+/// the 1 GiB benchmark set on the development VM (`benches/s3.sh`). A
 /// wrong passphrase stops the download early and leaves what came in place,
 /// so trying again fetches nothing twice.
 pub(crate) async fn recover(
