@@ -27,9 +27,6 @@ pub(crate) struct ChunkSource<'a> {
     /// One decompression context, reused: making one per chunk costs more
     /// than decompressing a small chunk.
     unzstd: Option<zstd::bulk::Decompressor<'static>>,
-    /// [`ChunkSource::get_ref`]'s buffers, kept from chunk to chunk.
-    stored: Vec<u8>,
-    plain: Vec<u8>,
 }
 
 impl<'a> ChunkSource<'a> {
@@ -39,8 +36,6 @@ impl<'a> ChunkSource<'a> {
             conn: repo.reader()?,
             open: None,
             unzstd: zstd::bulk::Decompressor::new().ok(),
-            stored: Vec::new(),
-            plain: Vec::new(),
         })
     }
 
@@ -71,49 +66,6 @@ impl<'a> ChunkSource<'a> {
         self.plain(id, &loc, stored)
     }
 
-    /// The same, in a buffer the source keeps until the next call: a restore
-    /// writer asks for chunk after chunk, and reusing the memory spares each
-    /// large chunk a fresh allocation and the page faults of filling it
-    /// (~4% of a restore's time in `perf`, most of it the 500 MiB of
-    /// incompressible chunks).
-    pub(crate) fn get_ref(&mut self, id: &[u8; 32]) -> Result<&[u8], BackupError> {
-        let loc = self.locate(id)?;
-        let mut stored = std::mem::take(&mut self.stored);
-        self.read_stored(&loc, &mut stored)?;
-        if loc.zstd {
-            let mut plain = std::mem::take(&mut self.plain);
-            plain.clear();
-            // Into the capacity the index's size asks for (or the buffer
-            // already has): a corrupt frame cannot make us allocate more.
-            plain.reserve(loc.raw_length as usize);
-            let made = match self.unzstd.as_mut() {
-                Some(z) => z.decompress_to_buffer(&stored[..], &mut plain).map(|_| ()),
-                None => zstd::bulk::decompress(&stored, loc.raw_length as usize).map(|v| plain = v),
-            };
-            self.stored = stored;
-            self.plain = plain;
-            let wrong = match made {
-                Err(e) => Some(e.to_string()),
-                Ok(()) if self.plain.len() != loc.raw_length as usize => {
-                    Some("not to its recorded size".into())
-                }
-                Ok(()) => None,
-            };
-            if let Some(why) = wrong {
-                return Err(BackupError::BadPack {
-                    pack: loc.pack.clone(),
-                    reason: format!("chunk {} does not decompress: {why}", hex::encode(id)),
-                });
-            }
-        } else {
-            // The stored bytes are the plaintext: they trade places with
-            // the plaintext buffer, which the next read reuses.
-            self.stored = std::mem::replace(&mut self.plain, stored);
-        }
-        self.check(id, &loc, &self.plain)?;
-        Ok(&self.plain)
-    }
-
     /// Chunk `id` as stored (compressed or not) with its location, after
     /// checking that it decompresses to its keyed hash: prune copies stored
     /// bytes into new packs and must not carry damage along.
@@ -129,12 +81,6 @@ impl<'a> ChunkSource<'a> {
     }
 
     fn stored(&mut self, loc: &Location) -> Result<Vec<u8>, BackupError> {
-        let mut buf = Vec::new();
-        self.read_stored(loc, &mut buf)?;
-        Ok(buf)
-    }
-
-    fn read_stored(&mut self, loc: &Location, buf: &mut Vec<u8>) -> Result<(), BackupError> {
         if self
             .open
             .as_ref()
@@ -150,7 +96,7 @@ impl<'a> ChunkSource<'a> {
             return Err(BackupError::MissingPack(loc.pack.clone()));
         };
         reader
-            .read_into(loc.offset, loc.length, buf)
+            .read_at(loc.offset, loc.length)
             .inspect_err(|_| self.open = None)
     }
 

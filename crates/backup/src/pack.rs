@@ -383,21 +383,6 @@ impl<R: Read + Seek> PackReader<R> {
 
     /// The stored bytes at `offset`, `length` long.
     pub(crate) fn read_at(&mut self, offset: u64, length: u32) -> Result<Vec<u8>, BackupError> {
-        let mut buf = Vec::new();
-        self.read_into(offset, length, &mut buf)?;
-        Ok(buf)
-    }
-
-    /// The same into `buf`, replacing what it held. A caller reading chunk
-    /// after chunk passes the same buffer, so a large chunk does not cost a
-    /// fresh allocation and its page faults each time (nor zeroing: the
-    /// bytes are read into the spare capacity).
-    pub(crate) fn read_into(
-        &mut self,
-        offset: u64,
-        length: u32,
-        buf: &mut Vec<u8>,
-    ) -> Result<(), BackupError> {
         match self.pos {
             Some(pos) if offset >= pos && offset - pos <= READ_THROUGH => {
                 let gap = offset - pos;
@@ -415,20 +400,13 @@ impl<R: Read + Seek> PackReader<R> {
                     .map_err(|e| self.bad(format!("seek failed: {e}")))?;
             }
         }
-        buf.clear();
-        buf.reserve(length as usize);
-        match (&mut self.stream).take(u64::from(length)).read_to_end(buf) {
-            Ok(n) if n == length as usize => {}
-            read => {
-                self.pos = None;
-                let why = read
-                    .err()
-                    .map_or("it ended early".into(), |e| e.to_string());
-                return Err(self.bad(format!("read failed: {why}")));
-            }
+        let mut buf = vec![0u8; length as usize];
+        if let Err(e) = self.stream.read_exact(&mut buf) {
+            self.pos = None;
+            return Err(self.bad(format!("read failed: {e}")));
         }
         self.pos = Some(offset.saturating_add(u64::from(length)));
-        Ok(())
+        Ok(buf)
     }
 
     /// The pack's own table, read from its footer.

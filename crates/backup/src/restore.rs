@@ -386,11 +386,11 @@ fn write_file(
                 .ok()
                 .and_then(|v| v.try_into().ok())
                 .ok_or_else(|| BackupError::MissingChunk(hex_id.clone()))?;
-            let data = src.get_ref(&id)?;
+            let data = src.get(&id)?;
             progress
                 .bytes
                 .fetch_add(data.len() as u64, Ordering::Relaxed);
-            trailing_hole = write_sparse(f, data).at(&job.dest)?;
+            trailing_hole = write_sparse(f, &data).at(&job.dest)?;
             written += data.len() as u64;
             if written - flushed >= EARLY_FLUSH {
                 start_writeback(f, flushed, written);
