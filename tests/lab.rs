@@ -53,16 +53,7 @@ impl Lab {
 
     /// The same, with extra environment variables.
     pub fn hearth_env(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-        let (config, data) = (self.path("hearth.toml"), self.data());
-        let mut all = vec![
-            "--config",
-            config.to_str().unwrap(),
-            "backup",
-            "--data",
-            data.to_str().unwrap(),
-        ];
-        all.extend_from_slice(args);
-        crate::util::run_hearth(&all, env)
+        crate::util::run_backup_env(&self.path("hearth.toml"), &self.data(), args, env)
     }
 
     pub fn ok(&self, args: &[&str]) -> String {

@@ -11,7 +11,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::{
     garage::Garage,
-    lab::{Lab, PASSPHRASE, assert_same_tree, awkward_tree},
+    lab::{Lab, assert_same_tree, awkward_tree},
+    s3_recovery::recover_from_bucket,
 };
 
 /// A CA of our own, and a certificate for 127.0.0.1 it signed.
@@ -145,18 +146,7 @@ fn https_endpoint_is_refused_untrusted_and_works_trusted() {
     let fresh = Lab::bare();
     let (code, out, err) = fresh.hearth_env(&set, &trusted);
     assert_eq!(code, 0, "{out}{err}");
-    fs::write(fresh.path("pp"), format!("{PASSPHRASE}\n")).unwrap();
-    let pp = fresh.path("pp");
-    let recover = [
-        "repair-index",
-        "--recover-key",
-        "--from",
-        "s3",
-        "--passphrase-file",
-        pp.to_str().unwrap(),
-    ];
-    let (code, out, err) = fresh.hearth_env(&recover, &trusted);
-    assert_eq!(code, 0, "{out}{err}");
+    recover_from_bucket(&fresh, &trusted);
     let restored = fresh.path("restored");
     fresh.ok(&["restore", "1", "--target", restored.to_str().unwrap()]);
     assert_same_tree(&src, &restored);

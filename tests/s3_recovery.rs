@@ -11,22 +11,30 @@ use crate::{
     util::TestServer,
 };
 
-/// A fresh data folder that knows only the S3 settings and the passphrase
-/// brings every snapshot back, byte-identical with modes and times.
-pub(crate) fn recover_elsewhere(g: &Garage, snapshot: &str, expect: &std::path::Path) {
-    let fresh = Lab::bare();
-    set_target(&fresh, g);
+/// `repair-index --recover-key --from s3` with the right passphrase, in a
+/// data folder whose target is set; `env` is added to its environment.
+pub(crate) fn recover_from_bucket(fresh: &Lab, env: &[(&str, &str)]) {
     fs::write(fresh.path("pp"), format!("{PASSPHRASE}\n")).unwrap();
     let pp = fresh.path("pp");
-    let out = fresh.ok(&[
+    let args = [
         "repair-index",
         "--recover-key",
         "--from",
         "s3",
         "--passphrase-file",
         pp.to_str().unwrap(),
-    ]);
+    ];
+    let (code, out, err) = fresh.hearth_env(&args, env);
+    assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("Downloaded repository"), "{out}");
+}
+
+/// A fresh data folder that knows only the S3 settings and the passphrase
+/// brings every snapshot back, byte-identical with modes and times.
+pub(crate) fn recover_elsewhere(g: &Garage, snapshot: &str, expect: &std::path::Path) {
+    let fresh = Lab::bare();
+    set_target(&fresh, g);
+    recover_from_bucket(&fresh, &[]);
     let target = fresh.path("restored");
     fresh.ok(&["restore", snapshot, "--target", target.to_str().unwrap()]);
     assert_same_tree(expect, &target);

@@ -220,6 +220,16 @@ pub fn run_hearth(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) 
 
 /// `hearth --config CONFIG backup --data DATA ARGS...` to completion.
 pub fn run_backup(config: &Path, data: &Path, args: &[&str]) -> (i32, String, String) {
+    run_backup_env(config, data, args, &[])
+}
+
+/// The same, with extra environment variables.
+pub fn run_backup_env(
+    config: &Path,
+    data: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
     let mut all = vec![
         "--config",
         config.to_str().unwrap(),
@@ -228,7 +238,7 @@ pub fn run_backup(config: &Path, data: &Path, args: &[&str]) -> (i32, String, St
         data.to_str().unwrap(),
     ];
     all.extend_from_slice(args);
-    run_hearth(&all, &[])
+    run_hearth(&all, env)
 }
 
 /// What a response looked like, read in full.

@@ -248,6 +248,17 @@ pub fn pack_path(repo: &Path, name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Opens pack `name` at `path`; a missing file is a missing pack, named.
+pub(crate) fn open_pack(path: &Path, name: &str) -> Result<File, BackupError> {
+    match File::open(path) {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(BackupError::MissingPack(name.to_string()))
+        }
+        Err(e) => Err(e).at(path),
+    }
+}
+
 /// Hashes the ciphertext (BLAKE3, the pack's name) as it is read.
 struct Tee<R> {
     inner: R,
@@ -351,14 +362,7 @@ const READ_THROUGH: u64 = 1 << 20;
 
 impl PackReader {
     pub(crate) fn open(repo: &Path, name: &str, keys: &Keys) -> Result<PackReader, BackupError> {
-        let path = pack_path(repo, name);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(BackupError::MissingPack(name.to_string()));
-            }
-            Err(e) => return Err(e).at(&path),
-        };
+        let file = open_pack(&pack_path(repo, name), name)?;
         PackReader::from_reader(BufReader::with_capacity(256 * 1024, file), name, keys)
     }
 }
@@ -479,13 +483,7 @@ pub(crate) struct WholePack {
 
 impl WholePack {
     pub(crate) fn read(path: &Path, name: &str, keys: &Keys) -> Result<WholePack, BackupError> {
-        let file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(BackupError::MissingPack(name.to_string()));
-            }
-            Err(e) => return Err(e).at(path),
-        };
+        let file = open_pack(path, name)?;
         let len = file.metadata().at(path)?.len();
         let mut tee = Tee::new(BufReader::with_capacity(1 << 20, file));
         let mut plain = Vec::with_capacity(usize::try_from(len).unwrap_or(0));

@@ -12,7 +12,11 @@
 //! are still in the packs. Folders added for automatic backups are kept.
 
 use hearth_system::unix_now;
-use std::{borrow::Cow, io::Cursor, path::Path};
+use std::{
+    borrow::Cow,
+    io::{Cursor, Read},
+    path::Path,
+};
 
 use hearth_store::rusqlite::{Transaction, params};
 use serde::Serialize;
@@ -150,13 +154,10 @@ impl Repo {
     /// `verify --read-data` checks every blob of every pack.
     fn check_pack(&self, name: &str) -> Result<CheckedPack, BackupError> {
         let path = crate::pack_path(&self.dir, name);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(BackupError::MissingPack(name.to_string()));
-            }
-            Err(e) => return Err(e).at(&path),
-        };
+        let mut bytes = vec![];
+        crate::pack::open_pack(&path, name)?
+            .read_to_end(&mut bytes)
+            .at(&path)?;
         let bad = |reason: String| BackupError::BadPack {
             pack: name.to_string(),
             reason,
@@ -173,12 +174,10 @@ impl Repo {
             let stored = pack.read_at(e.offset, e.length)?;
             let plain = unpack(Cow::Borrowed(&stored), e, &self.keys).map_err(bad)?;
             if e.kind == Kind::Tree {
-                let cache = if e.zstd {
-                    stored.clone()
-                } else {
-                    zstd::bulk::compress(&plain, crate::ZSTD_LEVEL).unwrap_or_default()
-                };
-                trees.push((e.id, cache));
+                // The index caches trees compressed: as stored, if they were.
+                let squeezed = (!e.zstd)
+                    .then(|| zstd::bulk::compress(&plain, crate::ZSTD_LEVEL).unwrap_or_default());
+                trees.push((e.id, squeezed.unwrap_or(stored)));
             } else {
                 let blob: SnapshotBlob = serde_json::from_slice(&plain)
                     .map_err(|err| bad(format!("a snapshot blob is not valid: {err}")))?;
