@@ -13,7 +13,7 @@ use std::{
 use crate::{
     garage::Garage,
     lab::{Lab, PASSPHRASE, assert_same_tree, awkward_tree, noise},
-    s3_recovery::recover_elsewhere,
+    s3_recovery::{recover_elsewhere, rerun_checks_packs_already_here},
     util::{Dice, TestServer, eventually, hearth_command},
 };
 
@@ -314,6 +314,7 @@ fn flipped_byte_in_the_bucket_is_named_and_repaired() {
     );
     lab.ok(&["verify", "--target", "s3", "--read-data"]);
     recover_elsewhere(&g, "1", &src);
+    rerun_checks_packs_already_here(&g, pack);
 }
 
 /// Settings that cannot work are refused with the reason, and nothing is

@@ -1,5 +1,6 @@
 //! `hearth backup ...`: the command-line face of the backup engine.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -290,9 +291,11 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
                         .into(),
                 ));
             }
+            let mut fetched = HashSet::new();
             let repo = if from == Where::S3 {
                 let passphrase = read_passphrase(passphrase_file)?;
-                let keys = crate::target::download(&p, repo_id.as_deref(), &passphrase)?;
+                let keys;
+                (keys, fetched) = crate::target::download(&p, repo_id.as_deref(), &passphrase)?;
                 Repo::with_recovered_key(&p.repo, &p.key, &p.db, &keys)?
             } else if recover_key {
                 let passphrase = read_passphrase(passphrase_file)?;
@@ -300,7 +303,7 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
             } else {
                 open()?
             };
-            let report = repo.repair_index()?;
+            let report = repo.repair_index_trusting(&fetched)?;
             if from == Where::S3 {
                 crate::target::adopt(&repo)?;
             }

@@ -1,6 +1,7 @@
 //! `hearth backup target ...`, `verify --target s3` and recovery from the
 //! bucket: the command-line face of the S3 target (docs/scale-out.md).
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{
     Arc,
@@ -224,12 +225,12 @@ pub(crate) fn verify(p: &Paths, mode: VerifyMode, json: bool) -> Result<(), Fail
 
 /// Disaster recovery, first half: the repository copied from the bucket
 /// into this device's repository folder, and its keys unsealed with the
-/// recovery passphrase.
+/// recovery passphrase; with the packs fetched (and checked on arrival).
 pub(crate) fn download(
     p: &Paths,
     repo_id: Option<&str>,
     passphrase: &str,
-) -> Result<hearth_backup::Keys, Failure> {
+) -> Result<(hearth_backup::Keys, HashSet<String>), Failure> {
     let client = saved(p)?;
     let (report, keys) = remote::recover_repository(&client, &p.repo, repo_id, passphrase)?;
     println!(
@@ -239,7 +240,7 @@ pub(crate) fn download(
     for (name, why) in &report.bad {
         println!("left out object {name}: {why}");
     }
-    Ok(keys)
+    Ok((keys, report.fetched))
 }
 
 /// After recovery from the bucket, what it holds need not be sent again.

@@ -1,6 +1,7 @@
 //! Disaster recovery from the bucket alone: a repository copied down into
 //! an empty data folder, and its key unsealed with the recovery passphrase.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -19,11 +20,15 @@ pub struct DownloadReport {
     pub present: u64,
     /// Objects left out, each with the reason.
     pub bad: Vec<(String, String)>,
+    /// The packs fetched, each checked against its name as it arrived:
+    /// for [`crate::Repo::repair_index_trusting`].
+    #[serde(skip)]
+    pub fetched: HashSet<String>,
 }
 
 /// Disaster recovery, first half: copies the repository in the bucket
 /// (`repo_id`, or the only one there) into `dir` and returns its keys, so
-/// that [`crate::Repo::with_recovered_key`] and `repair_index` can run on
+/// that [`crate::Repo::with_recovered_key`] and `repair_index_trusting` can run on
 /// it.
 ///
 /// `key.age` is fetched first and unsealed with `passphrase` on its own
@@ -154,6 +159,7 @@ fn download_packs(
                 Some(Ok(n)) => {
                     report.packs += 1;
                     report.bytes += n;
+                    report.fetched.insert(name);
                 }
                 Some(Err(why)) => report.bad.push((name, why)),
             }

@@ -251,17 +251,20 @@ pub(crate) async fn recover(
         let client = remote::connect(&paths.db, &paths.s3_secret)
             .map_err(|e| e.to_string())?
             .ok_or("Set the S3 target first, under Where backups go.")?;
-        let (_, keys) = remote::recover_repository(&client, &paths.repo, None, &form.passphrase)
-            .map_err(|e| match e {
-                remote::RemoteError::Backup(hearth_backup::BackupError::WrongPassphrase(_)) => {
-                    "The recovery passphrase is not right.".to_string()
-                }
-                other => other.to_string(),
-            })?;
+        let (report, keys) =
+            remote::recover_repository(&client, &paths.repo, None, &form.passphrase).map_err(
+                |e| match e {
+                    remote::RemoteError::Backup(hearth_backup::BackupError::WrongPassphrase(_)) => {
+                        "The recovery passphrase is not right.".to_string()
+                    }
+                    other => other.to_string(),
+                },
+            )?;
         let repo =
             hearth_backup::Repo::with_recovered_key(&paths.repo, &paths.key, &paths.db, &keys)
                 .map_err(|e| e.to_string())?;
-        repo.repair_index().map_err(|e| e.to_string())?;
+        repo.repair_index_trusting(&report.fetched)
+            .map_err(|e| e.to_string())?;
         repo.adopt_remote().map_err(|e| e.to_string())?;
         Ok(())
     })
