@@ -91,6 +91,35 @@ fn unchanged_rerun_stores_almost_nothing_and_changes_are_small() {
     assert!(fs::read(target.join("big.bin")).unwrap() == data);
 }
 
+/// A folder of 1,500 one-chunk files, backed up again from a copy (a new
+/// source, so every file is read and every chunk asked about): the walker
+/// has loaded the index's ids into its filter by then, and still finds
+/// every chunk, storing only the new trees.
+#[test]
+fn a_copy_of_many_small_files_is_found_in_the_index() {
+    let lab = Lab::new();
+    let (src, copy) = (lab.path("src"), lab.path("copy"));
+    fs::create_dir(&src).unwrap();
+    fs::create_dir(&copy).unwrap();
+    for i in 0..1500 {
+        let data = noise(2048, 1000 + i);
+        fs::write(src.join(format!("f{i}")), &data).unwrap();
+        fs::write(copy.join(format!("f{i}")), &data).unwrap();
+    }
+    lab.ok(&["run", src.to_str().unwrap()]);
+    lab.ok(&["run", copy.to_str().unwrap()]);
+    let added: Vec<i64> = lab
+        .sql("SELECT added FROM backup_snapshots ORDER BY id")
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert!(added[0] > 3_000_000, "the first run stores the files: {added:?}");
+    assert!(
+        added[1] < 256 << 10,
+        "the copy stores its trees, not its files again: {added:?}"
+    );
+}
+
 /// Opens key.age with Debian's age CLI, typing the passphrase into a pty as
 /// a person would (age reads passphrases only from a terminal).
 fn age_unlock(key_age: &Path, out: &Path) {

@@ -17,6 +17,7 @@ mod export;
 #[doc(hidden)]
 pub mod fuzzing;
 mod key;
+mod known;
 mod pack;
 mod parallel;
 mod prune;

@@ -25,9 +25,14 @@ use crate::{
     CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, Repo, ZSTD_LEVEL,
     compress::{BATCH_BYTES, BATCH_COUNT, Raw, Squeezer, Stored, closed},
     error::{BackupError, IoContext},
+    known::KnownIds,
     pack::Kind,
     tree::{Node, NodeKind, Tree, encode},
 };
+
+/// Index lookups before the walker loads the index's ids into a filter:
+/// about one pack's worth of chunks.
+const LOOKUPS_BEFORE_FILTER: u32 = 1024;
 
 /// One folder's walk: what it has sent, and what it found.
 pub(crate) struct Walker<'a> {
@@ -44,6 +49,11 @@ pub(crate) struct Walker<'a> {
     pub(crate) stored_tx: SyncSender<Vec<Stored>>,
     /// Chunk ids sent during this run, so repeats are not looked up twice.
     seen: HashSet<[u8; 32]>,
+    /// The index's ids, loaded once this run has asked about enough chunks
+    /// to be worth it; see [`Walker::known`].
+    filter: Option<KnownIds>,
+    /// Index lookups made so far.
+    lookups: u32,
     /// First path of each multiply-linked inode met in this snapshot.
     hardlinks: HashMap<(u64, u64), Vec<u8>>,
     /// Files skipped or stored with a caveat, each naming the file.
@@ -72,6 +82,8 @@ impl<'a> Walker<'a> {
             batch_bytes: 0,
             stored_tx,
             seen: HashSet::new(),
+            filter: None,
+            lookups: 0,
             hardlinks: HashMap::new(),
             warnings: vec![],
             files: 0,
@@ -81,19 +93,28 @@ impl<'a> Walker<'a> {
 }
 
 impl Walker<'_> {
+    /// Whether this run or the index already has chunk `id`.
+    ///
+    /// After [`LOOKUPS_BEFORE_FILTER`] index lookups, the index's ids are
+    /// loaded into a [`KnownIds`] filter, and only the ids it may hold are
+    /// looked up; a run that sends little (a rerun) never pays for loading
+    /// it. Ids committed after the load came from this run, so `seen`
+    /// holds them, and the repo lock keeps every other writer out.
     fn known(&mut self, id: &[u8; 32]) -> Result<bool, BackupError> {
         if self.seen.contains(id) {
             return Ok(true);
         }
-        let indexed = self
-            .conn
-            .query_row(
-                "SELECT 1 FROM backup_chunks WHERE id = ?1",
-                params![&id[..]],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
+        if self.filter.is_none() && self.lookups >= LOOKUPS_BEFORE_FILTER {
+            self.filter = Some(KnownIds::load(self.conn)?);
+        }
+        self.lookups = self.lookups.saturating_add(1);
+        let indexed = self.filter.as_ref().is_none_or(|f| f.may_hold(id))
+            && self
+                .conn
+                .prepare_cached("SELECT 1 FROM backup_chunks WHERE id = ?1")?
+                .query_row(params![&id[..]], |_| Ok(()))
+                .optional()?
+                .is_some();
         self.seen.insert(*id);
         Ok(indexed)
     }
