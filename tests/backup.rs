@@ -113,7 +113,10 @@ fn a_copy_of_many_small_files_is_found_in_the_index() {
         .lines()
         .map(|l| l.parse().unwrap())
         .collect();
-    assert!(added[0] > 3_000_000, "the first run stores the files: {added:?}");
+    assert!(
+        added[0] > 3_000_000,
+        "the first run stores the files: {added:?}"
+    );
     assert!(
         added[1] < 256 << 10,
         "the copy stores its trees, not its files again: {added:?}"

@@ -176,6 +176,27 @@ async fn s3_target_is_tested_and_saved_in_chromium() {
     // What was typed is kept, except the secret, which is asked for again.
     let secret = b.find(Locator::Css("#secret")).await.unwrap();
     assert_eq!(secret.prop("value").await.unwrap().as_deref(), Some(""));
+
+    // A CA certificate that is none is named before any connection; the
+    // text typed stays in the (then open) box, to be mended.
+    click(&b, "details summary").await;
+    fill(&b, "#ca", "not a certificate").await;
+    fill(&b, "#secret", g.secret()).await;
+    submit(&b, "#test-connection").await;
+    appears(&b, "#test-result").await;
+    let result = crate::browser::text_of(&b, "#test-result").await;
+    assert!(
+        result.contains("the CA certificate holds no certificate"),
+        "{result}"
+    );
+    assert_fits(&b, "a refused CA certificate").await;
+    let ca = b.find(Locator::Css("#ca")).await.unwrap();
+    assert_eq!(
+        ca.prop("value").await.unwrap().as_deref(),
+        Some("not a certificate")
+    );
+    ca.clear().await.unwrap();
+
     fill(&b, "#secret", g.secret()).await;
     submit(&b, "#test-connection").await;
     appears(&b, "#test-result").await;

@@ -84,6 +84,7 @@ impl Garage {
                 region: "garage".into(),
                 bucket: "hearth".into(),
                 access_key: self.key_id().into(),
+                ca: String::new(),
             },
             self.secret(),
         )

@@ -2,7 +2,8 @@
 //! 127.0.0.1 whose certificate a test CA signed. A device that does not
 //! trust that CA refuses the endpoint with a reason and saves nothing; one
 //! that does (`SSL_CERT_FILE`, which the system's certificate store also
-//! honours) backs up, verifies and recovers through it.
+//! honours) backs up and verifies through it, and one given the CA with the
+//! target (`--ca-file`) recovers through it.
 
 use std::{fs, net::SocketAddr, sync::Arc};
 
@@ -142,11 +143,38 @@ fn https_endpoint_is_refused_untrusted_and_works_trusted() {
     let (code, out, err) = lab.hearth_env(&["verify", "--target", "s3", "--read-data"], &trusted);
     assert_eq!(code, 0, "{out}{err}");
 
-    // And a recovery from the bucket alone, through the proxy.
+    // A recovery from the bucket alone, through the proxy, on a device
+    // whose system store trusts only the other CA: the CA given with the
+    // target (--ca-file) is trusted for it. A file that is no certificate
+    // is refused by name, and nothing is saved.
     let fresh = Lab::bare();
-    let (code, out, err) = fresh.hearth_env(&set, &trusted);
+    let junk = fresh.path("junk.pem");
+    fs::write(
+        &junk,
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let with_ca = |file: &std::path::Path| {
+        let mut a: Vec<String> = args.clone();
+        a.extend(["--ca-file".into(), file.to_str().unwrap().into()]);
+        a
+    };
+    let junk_set = with_ca(&junk);
+    let junk_set: Vec<&str> = junk_set.iter().map(String::as_str).collect();
+    let (code, out, err) = fresh.hearth_env(&junk_set, &untrusted);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("the S3 target was not saved: the CA certificate is not an X.509 certificate"),
+        "{err}"
+    );
+    assert!(!fresh.data().join("s3-secret").exists());
+    let ca_set = with_ca(&ca);
+    let ca_set: Vec<&str> = ca_set.iter().map(String::as_str).collect();
+    let (code, out, err) = fresh.hearth_env(&ca_set, &untrusted);
     assert_eq!(code, 0, "{out}{err}");
-    recover_from_bucket(&fresh, &trusted);
+    let (_, show, _) = fresh.hearth_env(&["target", "show"], &untrusted);
+    assert!(show.contains("the one given with --ca-file"), "{show}");
+    recover_from_bucket(&fresh, &untrusted);
     let restored = fresh.path("restored");
     fresh.ok(&["restore", "1", "--target", restored.to_str().unwrap()]);
     assert_same_tree(&src, &restored);

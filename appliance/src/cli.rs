@@ -170,6 +170,10 @@ pub enum TargetCommand {
         /// Read the secret key from FILE (first line) instead of stdin.
         #[arg(long, value_name = "FILE")]
         secret_file: Option<PathBuf>,
+        /// Also trust the CA certificate(s) in FILE (PEM) for this target:
+        /// an https endpoint whose certificate a CA of its own signed.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
     },
     /// Show the target (never the secret) and where its uploads stand.
     Show,

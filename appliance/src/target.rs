@@ -39,6 +39,7 @@ pub(crate) fn run(
             bucket,
             access_key,
             secret_file,
+            ca_file,
         } => {
             let secret = read_secret(secret_file)?;
             let target = Target {
@@ -46,6 +47,10 @@ pub(crate) fn run(
                 region,
                 bucket,
                 access_key,
+                ca: ca_file
+                    .map(|f| read_ca(&f))
+                    .transpose()?
+                    .unwrap_or_default(),
             };
             remote::set_target(&p.db, &p.s3_secret, &target, &secret)
                 .map_err(|e| Failure::BadInput(format!("the S3 target was not saved: {e}")))?;
@@ -69,6 +74,9 @@ pub(crate) fn run(
             println!("bucket:      {}", s.bucket);
             println!("access key:  {}", s.access_key);
             println!("secret key:  (saved, not shown)");
+            if s.own_ca {
+                println!("trusts:      the system's CAs and the one given with --ca-file");
+            }
             println!(
                 "stored:      {} packs, {} bytes",
                 s.packs_stored, s.bytes_stored
@@ -254,6 +262,23 @@ fn saved(p: &Paths) -> Result<Client, Failure> {
             "no S3 target is set: set one with 'hearth backup target set' first".into(),
         )
     })
+}
+
+/// A CA bundle for `--ca-file`; what it holds is checked by the client.
+fn read_ca(file: &std::path::Path) -> Result<String, Failure> {
+    let bad = |why: String| {
+        Failure::BadInput(format!(
+            "{} cannot be the CA certificate: {why}",
+            file.display()
+        ))
+    };
+    let len = std::fs::metadata(file)
+        .map_err(|e| bad(e.to_string()))?
+        .len();
+    if len > hearth_s3::MAX_CA as u64 {
+        return Err(bad("it is larger than 64 KiB".into()));
+    }
+    std::fs::read_to_string(file).map_err(|e| bad(e.to_string()))
 }
 
 fn read_secret(file: Option<PathBuf>) -> Result<String, Failure> {

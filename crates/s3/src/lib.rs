@@ -18,6 +18,7 @@ use std::time::Duration;
 use base64::Engine;
 use md5::Digest;
 use reqwest::blocking::Response;
+use rustls::pki_types::{CertificateDer, pem::PemObject};
 use rusty_s3::{
     Bucket, Credentials, S3Action, UrlStyle,
     actions::{DeleteObject, GetObject, HeadObject, ListObjectsV2, PutObject},
@@ -50,7 +51,15 @@ pub struct Target {
     pub region: String,
     pub bucket: String,
     pub access_key: String,
+    /// PEM certificates of a certificate authority trusted for this
+    /// target besides the system's (a LAN service with a CA of its own),
+    /// or empty. Not a secret: it is a public certificate.
+    pub ca: String,
 }
+
+/// The largest CA bundle accepted: a few certificates, not a file by
+/// mistake.
+pub const MAX_CA: usize = 64 << 10;
 
 /// A connection to one bucket.
 pub struct Client {
@@ -104,9 +113,13 @@ impl Client {
         let bucket = Bucket::new(url, UrlStyle::Path, b.clone(), target.region.clone())
             .map_err(|e| S3Error::Settings(format!("the endpoint cannot be used: {e}")))?;
         use_ring();
-        let http = reqwest::blocking::Client::builder()
+        let mut http = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(300))
+            .timeout(Duration::from_secs(300));
+        if !target.ca.trim().is_empty() {
+            http = http.tls_certs_merge(ca_certificates(&target.ca)?);
+        }
+        let http = http
             .build()
             .map_err(|e| S3Error::Other(format!("cannot start the HTTP client: {e}")))?;
         Ok(Client {
@@ -333,6 +346,32 @@ impl Client {
 /// this first thing. Repeated calls do nothing.
 pub fn use_ring() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The certificates of a CA bundle in PEM, each checked as X.509; a
+/// bundle with none, or with anything else, is refused by name.
+fn ca_certificates(pem: &str) -> Result<Vec<reqwest::Certificate>, S3Error> {
+    let bad = |why: &str| S3Error::Settings(format!("the CA certificate {why}"));
+    if pem.len() > MAX_CA {
+        return Err(bad(
+            "is larger than any certificate bundle (64 KiB at most)",
+        ));
+    }
+    let ders: Vec<_> = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad("is not valid PEM"))?;
+    if ders.is_empty() {
+        return Err(bad(
+            "holds no certificate: give the PEM text from -----BEGIN CERTIFICATE-----",
+        ));
+    }
+    ders.iter()
+        .map(|der| {
+            webpki::anchor_from_trusted_cert(der)
+                .map_err(|_| bad("is not an X.509 certificate"))?;
+            reqwest::Certificate::from_der(der).map_err(|_| bad("cannot be used"))
+        })
+        .collect()
 }
 
 fn check_field(what: &str, value: &str) -> Result<(), S3Error> {

@@ -30,6 +30,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0005_mirror.sql")),
     M::up(include_str!("../migrations/0006_board_share.sql")),
     M::up(include_str!("../migrations/0007_backup_target.sql")),
+    M::up(include_str!("../migrations/0008_backup_target_ca.sql")),
 ];
 
 /// Opens an extra read-only connection, for long blocking work (a backup

@@ -33,6 +33,8 @@ pub struct TargetStatus {
     pub region: String,
     pub bucket: String,
     pub access_key: String,
+    /// Whether a CA of the target's own is trusted for it.
+    pub own_ca: bool,
     /// Packs the bucket has confirmed, and their bytes.
     pub packs_stored: u64,
     pub bytes_stored: u64,
@@ -50,7 +52,7 @@ pub struct TargetStatus {
 pub fn target(db: &Path) -> Result<Option<Target>, BackupError> {
     let c = hearth_store::open_reader(db).map_err(store_err)?;
     Ok(c.query_row(
-        "SELECT endpoint, region, bucket, access_key FROM backup_target WHERE id = 1",
+        "SELECT endpoint, region, bucket, access_key, ca FROM backup_target WHERE id = 1",
         [],
         |r| {
             Ok(Target {
@@ -58,6 +60,7 @@ pub fn target(db: &Path) -> Result<Option<Target>, BackupError> {
                 region: r.get(1)?,
                 bucket: r.get(2)?,
                 access_key: r.get(3)?,
+                ca: r.get(4)?,
             })
         },
     )
@@ -91,11 +94,18 @@ pub fn set_target(
         tx.execute("DELETE FROM backup_remote", [])?;
     }
     tx.execute(
-        "INSERT INTO backup_target (id, endpoint, region, bucket, access_key, set_at)
-         VALUES (1, ?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO backup_target (id, endpoint, region, bucket, access_key, set_at, ca)
+         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (id) DO UPDATE SET endpoint = ?1, region = ?2, bucket = ?3,
-           access_key = ?4, set_at = ?5, failing_since = 0, last_error = ''",
-        params![t.endpoint, t.region, t.bucket, t.access_key, unix_now()],
+           access_key = ?4, set_at = ?5, ca = ?6, failing_since = 0, last_error = ''",
+        params![
+            t.endpoint,
+            t.region,
+            t.bucket,
+            t.access_key,
+            unix_now(),
+            t.ca.trim()
+        ],
     )?;
     tx.commit()?;
     Ok(())
@@ -148,7 +158,7 @@ pub fn status(db: &Path) -> Result<Option<TargetStatus>, BackupError> {
     let Some(mut s) = c
         .query_row(
             "SELECT endpoint, region, bucket, access_key, last_upload, last_check,
-                    failing_since, last_error FROM backup_target WHERE id = 1",
+                    failing_since, last_error, ca != '' FROM backup_target WHERE id = 1",
             [],
             |r| {
                 Ok(TargetStatus {
@@ -160,6 +170,7 @@ pub fn status(db: &Path) -> Result<Option<TargetStatus>, BackupError> {
                     last_check: r.get(5)?,
                     failing_since: r.get(6)?,
                     last_error: r.get(7)?,
+                    own_ca: r.get(8)?,
                     ..TargetStatus::default()
                 })
             },

@@ -77,23 +77,16 @@ async fn show(
     typed: Option<Target>,
 ) -> Result<Response, WebError> {
     let db = state.jobs.paths().db.clone();
-    let status = blocking(move || remote::status(&db)).await?;
+    let (status, saved) =
+        blocking(move || Ok((remote::status(&db)?, remote::target(&db)?))).await?;
     let up = state.jobs.upload_state();
-    let form = typed
-        .or_else(|| {
-            status.as_ref().map(|s| Target {
-                endpoint: s.endpoint.clone(),
-                region: s.region.clone(),
-                bucket: s.bucket.clone(),
-                access_key: s.access_key.clone(),
-            })
-        })
-        .unwrap_or_else(|| Target {
-            endpoint: String::new(),
-            region: remote::DEFAULT_REGION.into(),
-            bucket: String::new(),
-            access_key: String::new(),
-        });
+    let form = typed.or(saved).unwrap_or_else(|| Target {
+        endpoint: String::new(),
+        region: remote::DEFAULT_REGION.into(),
+        bucket: String::new(),
+        access_key: String::new(),
+        ca: String::new(),
+    });
     let status = status.map(|s| StatusView {
         stored: format!("{} packs, {}", s.packs_stored, bytes(s.bytes_stored)),
         waiting: format!("{} packs, {}", s.packs_waiting, bytes(s.bytes_waiting)),
@@ -132,6 +125,9 @@ pub(crate) struct TargetForm {
     bucket: String,
     access_key: String,
     secret: String,
+    /// Optional: absent from a form that predates it.
+    #[serde(default)]
+    ca: String,
 }
 
 impl TargetForm {
@@ -142,6 +138,7 @@ impl TargetForm {
                 region: self.region.trim().to_string(),
                 bucket: self.bucket.trim().to_string(),
                 access_key: self.access_key.trim().to_string(),
+                ca: self.ca.trim().to_string(),
             },
             self.secret.trim().to_string(),
         )
