@@ -3,8 +3,9 @@
 //!
 //! A first backup asks the index about every chunk, and each query cost
 //! SQLite a read transaction, its file locks and, whenever the packer had
-//! committed since, a reload of the pages it needed: a tenth of the
-//! backup's time on the walker's thread, for answers that were all "no".
+//! committed since, a reload of the pages it needed: about 6% of a first
+//! backup's CPU (`perf`), on the walker's thread, for answers that were
+//! all "no".
 //!
 //! It is a Bloom filter with no hashing of its own: chunk ids are keyed
 //! BLAKE3 outputs, so their four 64-bit words already are independent,

@@ -28,8 +28,8 @@ pub struct DownloadReport {
 
 /// Disaster recovery, first half: copies the repository in the bucket
 /// (`repo_id`, or the only one there) into `dir` and returns its keys, so
-/// that [`crate::Repo::with_recovered_key`] and `repair_index_trusting` can run on
-/// it.
+/// that [`crate::Repo::with_recovered_key`] and
+/// [`crate::Repo::repair_index_trusting`] can run on it.
 ///
 /// `key.age` is fetched first and unsealed with `passphrase` on its own
 /// thread while the packs download: the passphrase's scrypt (about a
