@@ -63,11 +63,7 @@ fn unchanged_rerun_stores_almost_nothing_and_changes_are_small() {
     }
     lab.ok(&["run", src.to_str().unwrap()]);
     lab.ok(&["run", src.to_str().unwrap()]);
-    let added: Vec<i64> = lab
-        .sql("SELECT added FROM backup_snapshots ORDER BY id")
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
+    let added = added_per_snapshot(&lab);
     assert!(added[0] > 30 << 20, "first run stores the data: {added:?}");
     assert!(
         added[1] < 4096,
@@ -108,11 +104,7 @@ fn a_copy_of_many_small_files_is_found_in_the_index() {
     }
     lab.ok(&["run", src.to_str().unwrap()]);
     lab.ok(&["run", copy.to_str().unwrap()]);
-    let added: Vec<i64> = lab
-        .sql("SELECT added FROM backup_snapshots ORDER BY id")
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
+    let added = added_per_snapshot(&lab);
     assert!(
         added[0] > 3_000_000,
         "the first run stores the files: {added:?}"
@@ -441,4 +433,12 @@ fn sampled_verify_rotates_through_every_pack() {
         assert!(runs <= packs, "the sample does not rotate");
     }
     assert!(runs >= 2, "a sample is not a full check");
+}
+
+/// The bytes each snapshot added, oldest first.
+fn added_per_snapshot(lab: &Lab) -> Vec<i64> {
+    lab.sql("SELECT added FROM backup_snapshots ORDER BY id")
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect()
 }

@@ -164,9 +164,7 @@ async fn s3_target_is_tested_and_saved_in_chromium() {
     fill(&b, "#bucket", "hearth").await;
     fill(&b, "#access_key", g.key_id()).await;
     fill(&b, "#secret", &"0".repeat(64)).await;
-    click(&b, "#test-connection").await;
-    appears(&b, "#test-result").await;
-    let result = crate::browser::text_of(&b, "#test-result").await;
+    let result = test_connection(&b).await;
     assert!(
         result.contains("Connection failed: the access key ID or secret key is wrong"),
         "{result}"
@@ -182,9 +180,7 @@ async fn s3_target_is_tested_and_saved_in_chromium() {
     click(&b, "details summary").await;
     fill(&b, "#ca", "not a certificate").await;
     fill(&b, "#secret", g.secret()).await;
-    submit(&b, "#test-connection").await;
-    appears(&b, "#test-result").await;
-    let result = crate::browser::text_of(&b, "#test-result").await;
+    let result = test_connection(&b).await;
     assert!(
         result.contains("the CA certificate holds no certificate"),
         "{result}"
@@ -198,9 +194,7 @@ async fn s3_target_is_tested_and_saved_in_chromium() {
     ca.clear().await.unwrap();
 
     fill(&b, "#secret", g.secret()).await;
-    submit(&b, "#test-connection").await;
-    appears(&b, "#test-result").await;
-    let result = crate::browser::text_of(&b, "#test-result").await;
+    let result = test_connection(&b).await;
     assert!(result.contains("Connection works"), "{result}");
     assert!(!b.source().await.unwrap().contains(g.secret()));
     shot(&b, "phone-360-15-s3-target-works").await;
@@ -224,4 +218,11 @@ async fn s3_target_is_tested_and_saved_in_chromium() {
             && line.contains("last upload never · last check never"),
         "{line}"
     );
+}
+
+/// Presses "Test connection" and reads the sentence it shows.
+async fn test_connection(b: &fantoccini::Client) -> String {
+    submit(b, "#test-connection").await;
+    appears(b, "#test-result").await;
+    crate::browser::text_of(b, "#test-result").await
 }

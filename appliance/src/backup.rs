@@ -1,6 +1,5 @@
 //! `hearth backup ...`: the command-line face of the backup engine.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -291,22 +290,15 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
                         .into(),
                 ));
             }
-            let mut fetched = HashSet::new();
-            let repo = if from == Where::S3 {
+            let report = if from == Where::S3 {
                 let passphrase = read_passphrase(passphrase_file)?;
-                let keys;
-                (keys, fetched) = crate::target::download(&p, repo_id.as_deref(), &passphrase)?;
-                Repo::with_recovered_key(&p.repo, &p.key, &p.db, &keys)?
+                crate::target::recover(&p, repo_id.as_deref(), &passphrase)?
             } else if recover_key {
                 let passphrase = read_passphrase(passphrase_file)?;
-                Repo::recover_key(&p.repo, &p.key, &p.db, &passphrase)?
+                Repo::recover_key(&p.repo, &p.key, &p.db, &passphrase)?.repair_index()?
             } else {
-                open()?
+                open()?.repair_index()?
             };
-            let report = repo.repair_index_trusting(&fetched)?;
-            if from == Where::S3 {
-                crate::target::adopt(&repo)?;
-            }
             if args.json {
                 println!("{}", serde_json::to_string(&report).unwrap_or_default());
             } else {

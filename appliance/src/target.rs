@@ -1,7 +1,6 @@
 //! `hearth backup target ...`, `verify --target s3` and recovery from the
 //! bucket: the command-line face of the S3 target (docs/scale-out.md).
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{
     Arc,
@@ -9,7 +8,7 @@ use std::sync::{
 };
 
 use hearth_backup::{
-    Repo, VerifyMode,
+    RepairReport, VerifyMode,
     remote::{self, Client, RemoteError, Target, UploadReport},
 };
 use hearth_config::Config;
@@ -74,7 +73,7 @@ pub(crate) fn run(
             println!("bucket:      {}", s.bucket);
             println!("access key:  {}", s.access_key);
             println!("secret key:  (saved, not shown)");
-            if s.own_ca {
+            if !s.ca.is_empty() {
                 println!("trusts:      the system's CAs and the one given with --ca-file");
             }
             println!(
@@ -231,16 +230,17 @@ pub(crate) fn verify(p: &Paths, mode: VerifyMode, json: bool) -> Result<(), Fail
     }
 }
 
-/// Disaster recovery, first half: the repository copied from the bucket
-/// into this device's repository folder, and its keys unsealed with the
-/// recovery passphrase; with the packs fetched (and checked on arrival).
-pub(crate) fn download(
+/// Disaster recovery from the bucket alone (`repair-index --recover-key
+/// --from s3`): the repository downloaded into this device's repository
+/// folder, its key unsealed with the recovery passphrase and its index
+/// rebuilt; says what the download brought.
+pub(crate) fn recover(
     p: &Paths,
     repo_id: Option<&str>,
     passphrase: &str,
-) -> Result<(hearth_backup::Keys, HashSet<String>), Failure> {
+) -> Result<RepairReport, Failure> {
     let client = saved(p)?;
-    let (report, keys) = remote::recover_repository(&client, &p.repo, repo_id, passphrase)?;
+    let (report, repair) = remote::recover(&client, &p.repo, &p.key, &p.db, repo_id, passphrase)?;
     println!(
         "Downloaded repository {} from the S3 target: {} packs ({} bytes), {} already here.",
         report.repo_id, report.packs, report.bytes, report.present
@@ -248,12 +248,7 @@ pub(crate) fn download(
     for (name, why) in &report.bad {
         println!("left out object {name}: {why}");
     }
-    Ok((keys, report.fetched))
-}
-
-/// After recovery from the bucket, what it holds need not be sent again.
-pub(crate) fn adopt(repo: &Repo) -> Result<(), Failure> {
-    Ok(repo.adopt_remote()?)
+    Ok(repair)
 }
 
 fn saved(p: &Paths) -> Result<Client, Failure> {
@@ -264,21 +259,23 @@ fn saved(p: &Paths) -> Result<Client, Failure> {
     })
 }
 
-/// A CA bundle for `--ca-file`; what it holds is checked by the client.
+/// A CA bundle for `--ca-file`, read to one byte past the largest the
+/// client accepts: the client checks what it holds, and names one too large.
 fn read_ca(file: &std::path::Path) -> Result<String, Failure> {
-    let bad = |why: String| {
-        Failure::BadInput(format!(
-            "{} cannot be the CA certificate: {why}",
-            file.display()
-        ))
-    };
-    let len = std::fs::metadata(file)
-        .map_err(|e| bad(e.to_string()))?
-        .len();
-    if len > hearth_s3::MAX_CA as u64 {
-        return Err(bad("it is larger than 64 KiB".into()));
-    }
-    std::fs::read_to_string(file).map_err(|e| bad(e.to_string()))
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(file)
+        .and_then(|f| {
+            f.take(hearth_s3::MAX_CA as u64 + 1)
+                .read_to_string(&mut text)
+        })
+        .map_err(|e| {
+            Failure::BadInput(format!(
+                "{} cannot be the CA certificate: {e}",
+                file.display()
+            ))
+        })?;
+    Ok(text)
 }
 
 fn read_secret(file: Option<PathBuf>) -> Result<String, Failure> {

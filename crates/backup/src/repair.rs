@@ -64,7 +64,7 @@ impl Repo {
 
     /// Opens a repository with keys recovered elsewhere (unsealed during a
     /// download from the bucket), saving them as the device key first.
-    pub fn with_recovered_key(
+    pub(crate) fn with_recovered_key(
         dir: &Path,
         key_path: &Path,
         db: &Path,
@@ -85,7 +85,7 @@ impl Repo {
     /// bucket): their bytes are not read and hashed a second time, which was
     /// a third of the repair's CPU. Packs that were already here are
     /// checked in full.
-    pub fn repair_index_trusting(
+    pub(crate) fn repair_index_trusting(
         &self,
         fetched: &HashSet<String>,
     ) -> Result<RepairReport, BackupError> {
@@ -183,12 +183,8 @@ impl Repo {
         crate::pack::open_pack(&path, name)?
             .read_to_end(&mut bytes)
             .at(&path)?;
-        let bad = |reason: String| BackupError::BadPack {
-            pack: name.to_string(),
-            reason,
-        };
         if blake3::hash(&bytes).to_hex().as_str() != name {
-            return Err(bad("its contents do not match its name".into()));
+            return Err(bad_pack(name)("its contents do not match its name".into()));
         }
         let size = bytes.len() as u64;
         let pack = PackReader::from_reader(Cursor::new(bytes), name, &self.keys)?;
@@ -211,16 +207,13 @@ impl Repo {
         name: &str,
         size: u64,
     ) -> Result<CheckedPack, BackupError> {
-        let bad = |reason: String| BackupError::BadPack {
-            pack: name.to_string(),
-            reason,
-        };
+        let bad = bad_pack(name);
         let entries = pack.table()?;
         let mut trees = vec![];
         let mut snapshots = vec![];
         for e in entries.iter().filter(|e| e.kind != Kind::Data) {
             let stored = pack.read_at(e.offset, e.length)?;
-            let plain = unpack(Cow::Borrowed(&stored), e, &self.keys).map_err(bad)?;
+            let plain = unpack(Cow::Borrowed(&stored), e, &self.keys).map_err(&bad)?;
             if e.kind == Kind::Tree {
                 // The index caches trees compressed: as stored, if they were.
                 let squeezed = (!e.zstd)
@@ -281,5 +274,13 @@ impl Repo {
         }
         snapshots.extend(snaps);
         Ok(())
+    }
+}
+
+/// Names pack `name` as damaged, for the reason given.
+fn bad_pack(name: &str) -> impl Fn(String) -> BackupError + '_ {
+    move |reason| BackupError::BadPack {
+        pack: name.to_string(),
+        reason,
     }
 }

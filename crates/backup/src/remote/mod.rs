@@ -23,7 +23,7 @@ use crate::{BackupError, error::IoContext, repo::store_err};
 
 pub use check::{RemoteDamage, RemoteVerifyReport};
 pub use hearth_s3::{Client, DEFAULT_REGION, S3Error, Target};
-pub use recover::{DownloadReport, recover_repository};
+pub use recover::{DownloadReport, recover};
 pub use upload::{UploadProgress, UploadReport};
 
 /// What the dashboard and `hearth backup target show` say about the target.
@@ -33,8 +33,9 @@ pub struct TargetStatus {
     pub region: String,
     pub bucket: String,
     pub access_key: String,
-    /// Whether a CA of the target's own is trusted for it.
-    pub own_ca: bool,
+    /// The target's own CA (PEM), trusted for it besides the system's; or
+    /// empty.
+    pub ca: String,
     /// Packs the bucket has confirmed, and their bytes.
     pub packs_stored: u64,
     pub bytes_stored: u64,
@@ -158,7 +159,7 @@ pub fn status(db: &Path) -> Result<Option<TargetStatus>, BackupError> {
     let Some(mut s) = c
         .query_row(
             "SELECT endpoint, region, bucket, access_key, last_upload, last_check,
-                    failing_since, last_error, ca != '' FROM backup_target WHERE id = 1",
+                    failing_since, last_error, ca FROM backup_target WHERE id = 1",
             [],
             |r| {
                 Ok(TargetStatus {
@@ -170,7 +171,7 @@ pub fn status(db: &Path) -> Result<Option<TargetStatus>, BackupError> {
                     last_check: r.get(5)?,
                     failing_since: r.get(6)?,
                     last_error: r.get(7)?,
-                    own_ca: r.get(8)?,
+                    ca: r.get(8)?,
                     ..TargetStatus::default()
                 })
             },

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use hearth_s3::{Client, S3Error};
 
 use super::{RemoteError, Scratch, Tee, in_parallel, prefix};
-use crate::{Keys, error::IoContext, pack::pack_path};
+use crate::{Keys, RepairReport, Repo, error::IoContext, pack::pack_path};
 
 /// What a download from the bucket brought.
 #[derive(Debug, Default, serde::Serialize)]
@@ -23,13 +23,32 @@ pub struct DownloadReport {
     /// The packs fetched, each checked against its name as it arrived:
     /// for [`crate::Repo::repair_index_trusting`].
     #[serde(skip)]
-    pub fetched: HashSet<String>,
+    pub(crate) fetched: HashSet<String>,
+}
+
+/// Disaster recovery from the bucket alone, what the command line and the
+/// admin page both run: the repository downloaded into `dir` with its keys
+/// unsealed by `passphrase` ([`recover_repository`]), the keys saved as the
+/// device key at `key_path`, the index at `db` rebuilt from the packs
+/// (trusting the names the download checked), and every pack marked as
+/// already in the bucket, so none is sent back.
+pub fn recover(
+    client: &Client,
+    dir: &Path,
+    key_path: &Path,
+    db: &Path,
+    repo_id: Option<&str>,
+    passphrase: &str,
+) -> Result<(DownloadReport, RepairReport), RemoteError> {
+    let (download, keys) = recover_repository(client, dir, repo_id, passphrase)?;
+    let repo = Repo::with_recovered_key(dir, key_path, db, &keys)?;
+    let repair = repo.repair_index_trusting(&download.fetched)?;
+    repo.adopt_remote()?;
+    Ok((download, repair))
 }
 
 /// Disaster recovery, first half: copies the repository in the bucket
-/// (`repo_id`, or the only one there) into `dir` and returns its keys, so
-/// that [`crate::Repo::with_recovered_key`] and
-/// [`crate::Repo::repair_index_trusting`] can run on it.
+/// (`repo_id`, or the only one there) into `dir` and returns its keys.
 ///
 /// `key.age` is fetched first and unsealed with `passphrase` on its own
 /// thread while the packs download: the passphrase's scrypt (about a
@@ -42,7 +61,7 @@ pub struct DownloadReport {
 /// `HEARTH-REPO` are written last, so an interrupted download is never
 /// taken for a repository, and running it again fetches only what is
 /// missing.
-pub fn recover_repository(
+fn recover_repository(
     client: &Client,
     dir: &Path,
     repo_id: Option<&str>,

@@ -77,9 +77,15 @@ async fn show(
     typed: Option<Target>,
 ) -> Result<Response, WebError> {
     let db = state.jobs.paths().db.clone();
-    let (status, saved) =
-        blocking(move || Ok((remote::status(&db)?, remote::target(&db)?))).await?;
+    let status = blocking(move || remote::status(&db)).await?;
     let up = state.jobs.upload_state();
+    let saved = status.as_ref().map(|s| Target {
+        endpoint: s.endpoint.clone(),
+        region: s.region.clone(),
+        bucket: s.bucket.clone(),
+        access_key: s.access_key.clone(),
+        ca: s.ca.clone(),
+    });
     let form = typed.or(saved).unwrap_or_else(|| Target {
         endpoint: String::new(),
         region: remote::DEFAULT_REGION.into(),
@@ -248,21 +254,20 @@ pub(crate) async fn recover(
         let client = remote::connect(&paths.db, &paths.s3_secret)
             .map_err(|e| e.to_string())?
             .ok_or("Set the S3 target first, under Where backups go.")?;
-        let (report, keys) =
-            remote::recover_repository(&client, &paths.repo, None, &form.passphrase).map_err(
-                |e| match e {
-                    remote::RemoteError::Backup(hearth_backup::BackupError::WrongPassphrase(_)) => {
-                        "The recovery passphrase is not right.".to_string()
-                    }
-                    other => other.to_string(),
-                },
-            )?;
-        let repo =
-            hearth_backup::Repo::with_recovered_key(&paths.repo, &paths.key, &paths.db, &keys)
-                .map_err(|e| e.to_string())?;
-        repo.repair_index_trusting(&report.fetched)
-            .map_err(|e| e.to_string())?;
-        repo.adopt_remote().map_err(|e| e.to_string())?;
+        remote::recover(
+            &client,
+            &paths.repo,
+            &paths.key,
+            &paths.db,
+            None,
+            &form.passphrase,
+        )
+        .map_err(|e| match e {
+            remote::RemoteError::Backup(hearth_backup::BackupError::WrongPassphrase(_)) => {
+                "The recovery passphrase is not right.".to_string()
+            }
+            other => other.to_string(),
+        })?;
         Ok(())
     })
     .await
