@@ -10,6 +10,7 @@
 //!
 //! The format is specified in `docs/backup-format.md`.
 
+mod cdc;
 mod chunks;
 mod compress;
 mod error;

@@ -23,6 +23,7 @@ use hearth_store::rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
     CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, Repo, ZSTD_LEVEL,
+    cdc::StreamChunker,
     compress::{BATCH_BYTES, BATCH_COUNT, Raw, Squeezer, Stored, closed},
     error::{BackupError, IoContext},
     known::KnownIds,
@@ -66,6 +67,8 @@ pub(crate) struct Walker<'a> {
     filter: Option<KnownIds>,
     /// Index lookups made so far.
     lookups: u32,
+    /// The chunker of large files, with its buffer, made at the first one.
+    chunker: Option<StreamChunker>,
     /// First path of each multiply-linked inode met in this snapshot.
     hardlinks: HashMap<(u64, u64), Vec<u8>>,
     /// Files skipped or stored with a caveat, each naming the file.
@@ -96,6 +99,7 @@ impl<'a> Walker<'a> {
             seen: HashSet::new(),
             filter: None,
             lookups: 0,
+            chunker: None,
             hardlinks: HashMap::new(),
             warnings: vec![],
             files: 0,
@@ -386,25 +390,17 @@ impl Walker<'_> {
             use std::io::Seek;
             f.seek(std::io::SeekFrom::Start(0)).at(p)?;
         }
-        let cdc = fastcdc::v2020::StreamCDC::with_level_and_seed(
-            f,
-            CHUNK_MIN,
-            CHUNK_AVG,
-            CHUNK_MAX,
-            fastcdc::v2020::Normalization::Level1,
-            self.repo.keys.gear_seed,
-        );
-        let mut cdc = cdc.into_iter();
-        while let Some(chunk) = time(Stage::Read, || cdc.next()) {
-            let chunk = chunk.map_err(|e| BackupError::Io {
-                path: p.to_path_buf(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-            let id = time(Stage::Hash, || self.repo.keys.chunk_id(&chunk.data));
-            size += chunk.data.len() as u64;
+        let mut chunker = self
+            .chunker
+            .take()
+            .unwrap_or_else(|| StreamChunker::new(self.repo.keys.gear_seed));
+        let streamed = chunker.chunks(&mut f, p, |piece| {
+            let id = time(Stage::Hash, || self.repo.keys.chunk_id(piece));
             chunks.push(hex::encode(id));
-            self.send(id, Kind::Data, chunk.data)?;
-        }
+            self.send(id, Kind::Data, piece.to_vec())
+        });
+        self.chunker = Some(chunker);
+        size += streamed?;
         Ok((size, chunks))
     }
 }
