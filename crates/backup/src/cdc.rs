@@ -24,6 +24,7 @@ use fastcdc::v2020::{Normalization, cut_gear, get_gear_with_seed, select_masks};
 use crate::{
     CHUNK_AVG, CHUNK_MAX, CHUNK_MIN,
     error::{BackupError, IoContext},
+    stages::{Stage, time},
 };
 
 /// The buffer holds a largest chunk, as `StreamCDC`'s does.
@@ -90,7 +91,7 @@ impl StreamChunker {
             if window.is_empty() && eof {
                 return Ok(total);
             }
-            let cut = match self.cut(window) {
+            let cut = match time(Stage::Chunk, || self.cut(window)) {
                 0 => window.len(),
                 n => n,
             };
@@ -104,19 +105,24 @@ impl StreamChunker {
             self.buf.copy_within(start..end, 0);
             end -= start;
             start = 0;
-            while end < BUFFER {
-                match source.read(&mut self.buf[end..]) {
-                    Ok(0) => {
-                        eof = true;
-                        break;
-                    }
-                    Ok(n) => end += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e).at(path),
-                }
-            }
+            end = time(Stage::Read, || fill(source, &mut self.buf, end)).at(path)?;
+            eof = end < BUFFER;
         }
     }
+}
+
+/// Reads into `buf` after `end` until it is full or the file ends; where
+/// the bytes now end.
+fn fill(source: &mut impl Read, buf: &mut [u8], mut end: usize) -> std::io::Result<usize> {
+    while end < buf.len() {
+        match source.read(&mut buf[end..]) {
+            Ok(0) => break,
+            Ok(n) => end += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(end)
 }
 
 #[cfg(test)]

@@ -19,10 +19,9 @@ pub enum Stage {
     /// The walker thread's whole run: listing folders, metadata, and the
     /// read, chunk, hash and queue stages below, which it also runs.
     Walk,
-    /// Reading file contents (small files) or reading and cutting them
-    /// (streamed large files).
+    /// Reading file contents.
     Read,
-    /// Finding chunk boundaries in a file read whole (FastCDC).
+    /// Finding chunk boundaries (FastCDC).
     Chunk,
     /// Keyed BLAKE3 of each chunk (its id).
     Hash,
