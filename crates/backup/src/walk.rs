@@ -336,9 +336,9 @@ impl Walker<'_> {
 
 impl Walker<'_> {
     /// Reads and chunks one open file, sending new chunks on. Files up to
-    /// the maximum chunk size are read whole into an exactly sized buffer:
-    /// the streaming chunker allocates a zeroed 8 MiB buffer per file, which
-    /// for many small files costs more than everything else together.
+    /// the maximum chunk size are read whole into an exactly sized buffer,
+    /// which becomes the chunk itself when the file is one chunk (most are);
+    /// larger files stream through the walker's one chunker ([`StreamChunker`]).
     fn read_chunks(
         &mut self,
         p: &Path,
