@@ -164,11 +164,11 @@ async fn s3_target_is_tested_and_saved_in_chromium() {
     fill(&b, "#bucket", "hearth").await;
     fill(&b, "#access_key", g.key_id()).await;
     fill(&b, "#secret", &"0".repeat(64)).await;
-    let result = test_connection(&b).await;
-    assert!(
-        result.contains("Connection failed: the access key ID or secret key is wrong"),
-        "{result}"
-    );
+    test_connection_says(
+        &b,
+        "Connection failed: the access key ID or secret key is wrong",
+    )
+    .await;
     shot(&b, "phone-360-14-s3-target-wrong-key").await;
 
     // What was typed is kept, except the secret, which is asked for again.
@@ -180,11 +180,7 @@ async fn s3_target_is_tested_and_saved_in_chromium() {
     click(&b, "details summary").await;
     fill(&b, "#ca", "not a certificate").await;
     fill(&b, "#secret", g.secret()).await;
-    let result = test_connection(&b).await;
-    assert!(
-        result.contains("the CA certificate holds no certificate"),
-        "{result}"
-    );
+    test_connection_says(&b, "the CA certificate holds no certificate").await;
     assert_fits(&b, "a refused CA certificate").await;
     let ca = b.find(Locator::Css("#ca")).await.unwrap();
     assert_eq!(
@@ -194,8 +190,7 @@ async fn s3_target_is_tested_and_saved_in_chromium() {
     ca.clear().await.unwrap();
 
     fill(&b, "#secret", g.secret()).await;
-    let result = test_connection(&b).await;
-    assert!(result.contains("Connection works"), "{result}");
+    test_connection_says(&b, "Connection works").await;
     assert!(!b.source().await.unwrap().contains(g.secret()));
     shot(&b, "phone-360-15-s3-target-works").await;
 
@@ -221,8 +216,10 @@ async fn s3_target_is_tested_and_saved_in_chromium() {
 }
 
 /// Presses "Test connection" and reads the sentence it shows.
-async fn test_connection(b: &fantoccini::Client) -> String {
+/// Presses "Test connection" and checks that its answer says `expected`.
+async fn test_connection_says(b: &fantoccini::Client, expected: &str) {
     submit(b, "#test-connection").await;
     appears(b, "#test-result").await;
-    crate::browser::text_of(b, "#test-result").await
+    let result = crate::browser::text_of(b, "#test-result").await;
+    assert!(result.contains(expected), "{result}");
 }

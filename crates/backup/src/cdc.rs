@@ -1,6 +1,8 @@
-//! Content-defined chunking of a file read as a stream.
+//! Content-defined chunking, the one place that holds its parameters: of a
+//! file read whole ([`Chunker::cuts`]) and of one read as a stream
+//! ([`Chunker::chunks`]). Its seeded gear tables are made once per run.
 //!
-//! Cuts exactly where fastcdc's `StreamCDC` cuts (the same `cut_gear`,
+//! A stream is cut exactly where fastcdc's `StreamCDC` cuts (the same `cut_gear`,
 //! masks and seeded gear tables), so a repository's chunks stay the same,
 //! but without its copying. `StreamCDC` holds one buffer the size of the
 //! largest chunk (8 MiB) and, after every chunk, moves all the bytes behind
@@ -31,8 +33,8 @@ use crate::{
 /// The buffer holds a largest chunk, as `StreamCDC`'s does.
 const BUFFER: usize = CHUNK_MAX;
 
-/// A chunker with its buffer, reused for every large file of a run.
-pub(crate) struct StreamChunker {
+/// A chunker with its buffer, reused for every file of a run.
+pub(crate) struct Chunker {
     mask_s: u64,
     mask_l: u64,
     gear: Cow<'static, [u64]>,
@@ -41,13 +43,13 @@ pub(crate) struct StreamChunker {
     buf: Vec<u8>,
 }
 
-impl StreamChunker {
+impl Chunker {
     /// A chunker whose gear tables are seeded with the repository's
     /// `seed`, as every chunker of the repository is.
-    pub(crate) fn new(seed: u64) -> StreamChunker {
+    pub(crate) fn new(seed: u64) -> Chunker {
         let (mask_s, mask_l) = select_masks(CHUNK_AVG, Normalization::Level1);
         let (gear, gear_ls) = get_gear_with_seed(seed);
-        StreamChunker {
+        Chunker {
             mask_s,
             mask_l,
             gear,
@@ -73,6 +75,22 @@ impl StreamChunker {
             &self.gear_ls,
         )
         .1
+    }
+
+    /// Where `data`, a whole file, is cut: (offset, length) of each chunk,
+    /// as fastcdc's `FastCDC` iterator gives them.
+    pub(crate) fn cuts(&self, data: &[u8]) -> Vec<(usize, usize)> {
+        let mut cuts = vec![];
+        let mut start = 0;
+        while start < data.len() {
+            let length = match self.cut(&data[start..]) {
+                0 => data.len() - start,
+                n => n,
+            };
+            cuts.push((start, length));
+            start += length;
+        }
+        cuts
     }
 
     /// Reads `source` (the file at `path`, for errors) to its end and hands
@@ -166,7 +184,7 @@ mod tests {
     }
 
     #[test]
-    fn cuts_where_fastcdc_streamcdc_cuts() {
+    fn cuts_where_fastcdc_cuts() {
         let seed = 0x5eed_1234_abcd_0042;
         let sizes = [
             0,
@@ -178,7 +196,7 @@ mod tests {
             2 * BUFFER,
             41 * 1024 * 1024 + 7,
         ];
-        let mut chunker = StreamChunker::new(seed);
+        let mut chunker = Chunker::new(seed);
         for (i, &len) in sizes.iter().enumerate() {
             let data = sample(len, i as u64 + 1);
             let theirs: Vec<usize> = fastcdc::v2020::StreamCDC::with_level_and_seed(
@@ -191,6 +209,17 @@ mod tests {
             )
             .map(|c| c.map(|c| c.length).unwrap_or(0))
             .collect();
+            let whole: Vec<(usize, usize)> = fastcdc::v2020::FastCDC::with_level_and_seed(
+                &data,
+                CHUNK_MIN,
+                CHUNK_AVG,
+                CHUNK_MAX,
+                Normalization::Level1,
+                seed,
+            )
+            .map(|c| (c.offset, c.length))
+            .collect();
+            assert_eq!(chunker.cuts(&data), whole, "size {len}, read whole");
             for step in [len.max(1), 65_536, 1_000_003] {
                 let mut ours = vec![];
                 let mut joined = Vec::with_capacity(len);

@@ -362,7 +362,15 @@ const READ_THROUGH: u64 = 1 << 20;
 
 impl PackReader {
     pub(crate) fn open(repo: &Path, name: &str, keys: &Keys) -> Result<PackReader, BackupError> {
-        let file = open_pack(&pack_path(repo, name), name)?;
+        PackReader::from_file(open_pack(&pack_path(repo, name), name)?, name, keys)
+    }
+
+    /// Reads pack `name` from a file already open.
+    pub(crate) fn from_file(
+        file: File,
+        name: &str,
+        keys: &Keys,
+    ) -> Result<PackReader, BackupError> {
         PackReader::from_reader(BufReader::with_capacity(256 * 1024, file), name, keys)
     }
 }

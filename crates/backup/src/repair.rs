@@ -195,8 +195,9 @@ impl Repo {
     /// downloaded: only its table and its tree and snapshot blobs are read.
     fn read_fetched_pack(&self, name: &str) -> Result<CheckedPack, BackupError> {
         let path = crate::pack_path(&self.dir, name);
-        let size = std::fs::metadata(&path).at(&path)?.len();
-        let pack = PackReader::open(&self.dir, name, &self.keys)?;
+        let file = crate::pack::open_pack(&path, name)?;
+        let size = file.metadata().at(&path)?.len();
+        let pack = PackReader::from_file(file, name, &self.keys)?;
         self.gather(pack, name, size)
     }
 

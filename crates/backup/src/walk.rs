@@ -22,8 +22,8 @@ use std::{
 use hearth_store::rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, Repo, ZSTD_LEVEL,
-    cdc::StreamChunker,
+    CHUNK_MAX, Repo, ZSTD_LEVEL,
+    cdc::Chunker,
     compress::{BATCH_BYTES, BATCH_COUNT, Raw, Squeezer, Stored, closed},
     error::{BackupError, IoContext},
     known::KnownIds,
@@ -67,8 +67,9 @@ pub(crate) struct Walker<'a> {
     filter: Option<KnownIds>,
     /// Index lookups made so far.
     lookups: u32,
-    /// The chunker of large files, with its buffer, made at the first one.
-    chunker: Option<StreamChunker>,
+    /// The chunker, made at the first file; its stream buffer at the first
+    /// large one.
+    chunker: Option<Chunker>,
     /// First path of each multiply-linked inode met in this snapshot.
     hardlinks: HashMap<(u64, u64), Vec<u8>>,
     /// Files skipped or stored with a caveat, each naming the file.
@@ -338,7 +339,7 @@ impl Walker<'_> {
     /// Reads and chunks one open file, sending new chunks on. Files up to
     /// the maximum chunk size are read whole into an exactly sized buffer,
     /// which becomes the chunk itself when the file is one chunk (most are);
-    /// larger files stream through the walker's one chunker ([`StreamChunker`]).
+    /// larger files stream through the chunker's buffer ([`Chunker`]).
     fn read_chunks(
         &mut self,
         p: &Path,
@@ -353,25 +354,9 @@ impl Walker<'_> {
             time(Stage::Read, || Unhinted(&mut f).read_to_end(&mut data)).at(p)?;
             if data.len() <= CHUNK_MAX {
                 size = data.len() as u64;
-                let cuts: Vec<(usize, usize)> = if data.len() < CHUNK_MIN {
-                    vec![(0, data.len())]
-                        .into_iter()
-                        .filter(|(_, l)| *l > 0)
-                        .collect()
-                } else {
-                    time(Stage::Chunk, || {
-                        fastcdc::v2020::FastCDC::with_level_and_seed(
-                            &data,
-                            CHUNK_MIN,
-                            CHUNK_AVG,
-                            CHUNK_MAX,
-                            fastcdc::v2020::Normalization::Level1,
-                            self.repo.keys.gear_seed,
-                        )
-                        .map(|c| (c.offset, c.length))
-                        .collect()
-                    })
-                };
+                let seed = self.repo.keys.gear_seed;
+                let chunker = self.chunker.get_or_insert_with(|| Chunker::new(seed));
+                let cuts = time(Stage::Chunk, || chunker.cuts(&data));
                 if cuts.len() == 1 {
                     let id = time(Stage::Hash, || self.repo.keys.chunk_id(&data));
                     chunks.push(hex::encode(id));
@@ -393,7 +378,7 @@ impl Walker<'_> {
         let mut chunker = self
             .chunker
             .take()
-            .unwrap_or_else(|| StreamChunker::new(self.repo.keys.gear_seed));
+            .unwrap_or_else(|| Chunker::new(self.repo.keys.gear_seed));
         let streamed = chunker.chunks(&mut f, p, |piece| {
             let id = time(Stage::Hash, || self.repo.keys.chunk_id(piece));
             chunks.push(hex::encode(id));
