@@ -57,6 +57,9 @@ mod s3;
 /// page, a wrong passphrase included.
 mod s3_recovery;
 
+/// Healing packs lost or damaged here from the bucket's copies.
+mod s3_heal;
+
 /// The S3 target over HTTPS, behind a TLS proxy with a test CA.
 mod s3_https;
 

@@ -284,15 +284,11 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
             from,
             repo_id,
         } => {
-            if from == Where::S3 && !recover_key {
-                return Err(Failure::BadInput(
-                    "recovery from the S3 target needs --recover-key (and the recovery passphrase)"
-                        .into(),
-                ));
-            }
-            let report = if from == Where::S3 {
+            let report = if from == Where::S3 && recover_key {
                 let passphrase = read_passphrase(passphrase_file)?;
                 crate::target::recover(&p, repo_id.as_deref(), &passphrase)?
+            } else if from == Where::S3 {
+                crate::target::heal(&p, &open()?, args.json)?
             } else if recover_key {
                 let passphrase = read_passphrase(passphrase_file)?;
                 Repo::recover_key(&p.repo, &p.key, &p.db, &passphrase)?.repair_index()?

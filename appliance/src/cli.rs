@@ -129,8 +129,10 @@ pub enum BackupCommand {
         recover_key: bool,
         #[arg(long, value_name = "FILE", requires = "recover_key")]
         passphrase_file: Option<PathBuf>,
-        /// Download the packs from the S3 target first (disaster recovery:
-        /// set the target with 'hearth backup target set', then this).
+        /// Fetch packs from the S3 target first. With --recover-key, the
+        /// whole repository into an empty data folder (disaster recovery:
+        /// set the target with 'hearth backup target set', then this);
+        /// without it, only the packs missing or damaged here.
         #[arg(long, value_enum, default_value = "local")]
         from: Where,
         /// Which repository in the bucket, when it holds several.

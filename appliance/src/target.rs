@@ -251,6 +251,47 @@ pub(crate) fn recover(
     Ok(repair)
 }
 
+/// Healing from the bucket (`repair-index --from s3` with the device key):
+/// the packs missing or damaged here fetched again and the index rebuilt;
+/// says what came back. A pack whole in neither place is reported with the
+/// packs the repair left out.
+pub(crate) fn heal(
+    p: &Paths,
+    repo: &hearth_backup::Repo,
+    json: bool,
+) -> Result<RepairReport, Failure> {
+    let client = saved(p)?;
+    let (report, repair) = repo.heal_from(&client)?;
+    // With --json, stdout is the repair's report alone.
+    let say = |line: String| {
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    say(format!(
+        "Fetched from the S3 target: {} packs missing here, {} damaged here; {} here were sound.",
+        report.missing.len(),
+        report.damaged.len(),
+        report.sound
+    ));
+    for name in &report.damaged {
+        say(format!(
+            "replaced damaged pack {name} with the bucket's copy"
+        ));
+    }
+    // A pack whole in neither place is one the index could not use: the
+    // caller names it with the repair's own and fails.
+    let mut repair = repair;
+    for (name, why) in report.lost {
+        if !repair.damaged.iter().any(|(n, _)| *n == name) {
+            repair.damaged.push((name, why));
+        }
+    }
+    Ok(repair)
+}
+
 fn saved(p: &Paths) -> Result<Client, Failure> {
     remote::connect(&p.db, &p.s3_secret)?.ok_or_else(|| {
         Failure::BadInput(

@@ -4,13 +4,15 @@
 //! The device keeps its own repository; the bucket is an extra copy, like
 //! a paired peer. Backups, restores and dedup read local packs only. The
 //! bucket is written by the uploader ([`upload`]) and read by
-//! `verify --target s3` and disaster recovery ([`check`]).
+//! `verify --target s3` ([`check`]), disaster recovery ([`recover`]) and
+//! the healing of packs lost or damaged here ([`heal`]).
 //!
 //! Objects are named as the local files are, under `hearth/<repo id>/`, so
 //! two devices given one bucket never collide and docs/recovery.md works on
 //! a downloaded bucket.
 
 mod check;
+mod heal;
 mod recover;
 mod upload;
 
@@ -22,6 +24,7 @@ use hearth_system::unix_now;
 use crate::{BackupError, error::IoContext, repo::store_err};
 
 pub use check::{RemoteDamage, RemoteVerifyReport};
+pub use heal::HealReport;
 pub use hearth_s3::{Client, DEFAULT_REGION, S3Error, Target};
 pub use recover::{DownloadReport, recover};
 pub use upload::{UploadProgress, UploadReport};

@@ -190,7 +190,7 @@ fn download_packs(
 
 /// One pack into `tmp/`, checked against its name, fsynced and renamed
 /// into place: `Ok(Err(why))` when its bytes are not what its name says.
-fn fetch_pack(
+pub(super) fn fetch_pack(
     client: &Client,
     dir: &Path,
     key: &str,

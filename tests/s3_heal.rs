@@ -1,0 +1,101 @@
+//! Healing from the bucket (`repair-index --from s3` with the device key),
+//! against a real three-node Garage cluster: packs lost or damaged on this
+//! device come back from the bucket's copies, packs prune condemned stay
+//! gone, and a pack whole in neither place is named.
+
+use std::fs;
+
+use crate::{
+    garage::Garage,
+    lab::{Lab, assert_same_tree, noise},
+    s3::set_target,
+};
+
+fn local_pack(lab: &Lab, name: &str) -> std::path::PathBuf {
+    lab.data().join("repo/packs").join(&name[..2]).join(name)
+}
+
+#[test]
+fn packs_lost_or_damaged_here_come_back_from_the_bucket() {
+    let g = Garage::start();
+    let lab = Lab::new();
+    set_target(&lab, &g);
+    let src = lab.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("old.bin"), noise(20 << 20, 1)).unwrap();
+    lab.ok(&["run", src.to_str().unwrap()]);
+    fs::remove_file(src.join("old.bin")).unwrap();
+    fs::write(src.join("new.bin"), noise(20 << 20, 2)).unwrap();
+    fs::write(src.join("note.txt"), "kept\n".repeat(1000)).unwrap();
+    lab.ok(&["run", src.to_str().unwrap()]);
+    // Prune here without an upload: the bucket still holds the packs of the
+    // forgotten snapshot, condemned but not yet swept.
+    lab.ok(&["forget", "1", "--prune"]);
+    let condemned = lab.sql("SELECT count(*) FROM backup_remote WHERE condemned = 1");
+    assert_ne!(
+        condemned, "0",
+        "the bucket keeps condemned packs until the sweep"
+    );
+
+    let packs: Vec<String> = lab
+        .sql("SELECT name FROM backup_packs ORDER BY size DESC")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(packs.len() >= 2, "{packs:?}");
+    let (damaged, lost) = (&packs[0], &packs[1]);
+    let path = local_pack(&lab, damaged);
+    let mut bytes = fs::read(&path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    fs::write(&path, bytes).unwrap();
+    fs::remove_file(local_pack(&lab, lost)).unwrap();
+    let (code, _, _) = lab.hearth(&["verify", "--read-data"]);
+    assert_ne!(code, 0, "the damage is seen before the heal");
+
+    let (code, out, err) = lab.hearth(&["repair-index", "--from", "s3"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Fetched from the S3 target: 1 packs missing here, 1 damaged here"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("replaced damaged pack {damaged}")),
+        "{out}"
+    );
+    for name in [damaged, lost] {
+        let back = fs::read(local_pack(&lab, name)).unwrap();
+        assert_eq!(blake3::hash(&back).to_hex().as_str(), name.as_str());
+    }
+    lab.ok(&["verify", "--read-data"]);
+    // The forgotten snapshot's packs were in the bucket, and stayed there.
+    assert_eq!(lab.sql("SELECT count(*) FROM backup_snapshots"), "1");
+    let id = lab.sql("SELECT id FROM backup_snapshots");
+    let restored = lab.path("restored");
+    lab.ok(&["restore", &id, "--target", restored.to_str().unwrap()]);
+    assert_same_tree(&src, &restored);
+    // Nothing fetched is sent back.
+    let show = lab.ok(&["target", "show"]);
+    assert!(show.contains("waiting:     0 packs"), "{show}");
+
+    // Lost in both places: named, the command fails, the rest is whole.
+    let name = packs[0].clone();
+    fs::remove_file(local_pack(&lab, &name)).unwrap();
+    let client = g.client();
+    let (key, _) = client
+        .list("hearth/")
+        .unwrap()
+        .into_iter()
+        .find(|(k, _)| k.ends_with(&format!("/packs/{}/{name}", &name[..2])))
+        .expect("the pack is in the bucket");
+    client.delete(&key).unwrap();
+    let (code, out, err) = lab.hearth(&["repair-index", "--from", "s3"]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "left out pack {name}: missing here, and the bucket has no copy"
+        )),
+        "{out}"
+    );
+    assert!(err.contains("1 packs could not be used"), "{err}");
+}
