@@ -50,8 +50,12 @@ fn packs_lost_or_damaged_here_come_back_from_the_bucket() {
     bytes[at] ^= 0x10;
     fs::write(&path, bytes).unwrap();
     fs::remove_file(local_pack(&lab, lost)).unwrap();
-    let (code, _, _) = lab.hearth(&["verify", "--read-data"]);
-    assert_ne!(code, 0, "the damage is seen before the heal");
+    let (code, out, err) = lab.hearth(&["verify", "--read-data"]);
+    assert_ne!(code, 0, "the damage is seen before the heal: {out}");
+    assert!(
+        err.contains("2 damaged or missing packs; the S3 target may hold good copies: 'hearth backup repair-index --from s3'"),
+        "{err}"
+    );
 
     let (code, out, err) = lab.hearth(&["repair-index", "--from", "s3"]);
     assert_eq!(code, 0, "{out}{err}");

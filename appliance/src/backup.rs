@@ -214,8 +214,15 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
                 }
             }
             if !report.damage.is_empty() {
+                // Where a good copy may be, the way to it.
+                let hint = match hearth_backup::remote::target(&p.db) {
+                    Ok(Some(_)) => {
+                        "; the S3 target may hold good copies: 'hearth backup repair-index --from s3' fetches them"
+                    }
+                    _ => "",
+                };
                 return Err(Failure::Runtime(anyhow::anyhow!(
-                    "{} damaged or missing packs",
+                    "{} damaged or missing packs{hint}",
                     report.damage.len()
                 )));
             }
