@@ -73,7 +73,8 @@ pub(crate) fn recover_elsewhere(g: &Garage, snapshot: &str, expect: &std::path::
 
 /// Disaster recovery from the admin page: a new Hearth given only the S3
 /// settings offers it; a wrong passphrase recovers nothing and says so, the
-/// right one brings the snapshots back.
+/// right one brings the snapshots back. Then a pack damaged here is healed
+/// from the bucket by the target page's button.
 #[tokio::test]
 async fn admin_page_recovers_from_the_bucket() {
     let g = Garage::start();
@@ -154,4 +155,45 @@ async fn admin_page_recovers_from_the_bucket() {
     );
     assert_eq!(code, 0, "{err}");
     assert_same_tree(&src, &out);
+
+    // A pack damaged here later: the target's page fetches the bucket's
+    // copy, and says so; asked again, it finds every pack sound.
+    let mut packs: Vec<std::path::PathBuf> = fs::read_dir(server.data_dir().join("repo/packs"))
+        .unwrap()
+        .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().path())
+        .collect();
+    packs.sort_by_key(|p| fs::metadata(p).unwrap().len());
+    let damaged = packs.last().unwrap();
+    let mut bytes = fs::read(damaged).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    fs::write(damaged, &bytes).unwrap();
+    let p = c
+        .submit("/admin/backups/target", "/admin/backups/target/heal", &[])
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert!(
+        p.body.contains(
+            "Fetched from the bucket: 0 packs missing here and 1 damaged here; the index was rebuilt."
+        ),
+        "{}",
+        p.body
+    );
+    let name = damaged.file_name().unwrap().to_str().unwrap();
+    assert_eq!(
+        blake3::hash(&fs::read(damaged).unwrap()).to_hex().as_str(),
+        name
+    );
+    let p = c
+        .submit("/admin/backups/target", "/admin/backups/target/heal", &[])
+        .await;
+    assert!(
+        p.body.contains(&format!(
+            "All {} packs here are sound; nothing was fetched.",
+            packs.len()
+        )),
+        "{}",
+        p.body
+    );
 }

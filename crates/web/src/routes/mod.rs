@@ -56,6 +56,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/backups/target/test", post(target::test))
         .route("/admin/backups/target/upload", post(target::upload_now))
         .route("/admin/backups/target/clear", post(target::clear))
+        .route("/admin/backups/target/heal", post(target::heal))
         .route("/admin/backups/recover", post(target::recover))
         .route("/admin/backups/settings", post(backups::save_settings))
         .route("/admin/backups/sources", post(backups::add_source))

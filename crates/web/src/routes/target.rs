@@ -283,3 +283,67 @@ pub(crate) async fn recover(
         ))),
     }
 }
+
+/// "Fetch what is missing or damaged here": every pack here is checked
+/// against its name, and those missing or damaged are fetched from the
+/// bucket's copies, then the index is rebuilt (what `hearth backup
+/// repair-index --from s3` does, with the device key). It runs while the
+/// browser waits: it reads each pack here once, about as long as a
+/// `verify --read-data` without the decryption.
+pub(crate) async fn heal(
+    _admin: Admin,
+    State(state): State<AppState>,
+    jar: CookieJar,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, WebError> {
+    let paths = state.jobs.paths().clone();
+    let done = tokio::task::spawn_blocking(move || -> Result<String, String> {
+        let repo = paths.open().map_err(|e| e.to_string())?;
+        let client = remote::connect(&paths.db, &paths.s3_secret)
+            .map_err(|e| e.to_string())?
+            .ok_or("no S3 target is set")?;
+        let (heal, repair) = repo.heal_from(&client).map_err(|e| e.to_string())?;
+        Ok(heal_sentence(&heal, &repair))
+    })
+    .await
+    .map_err(|e| WebError::Internal(format!("fetching from the S3 target: {e}")))?;
+    let notice = match done {
+        Ok(sentence) => {
+            log::info!("heal from the S3 target: {sentence}");
+            state.jobs.reload();
+            sentence
+        }
+        Err(why) => format!("Nothing was fetched: {why}."),
+    };
+    show(&state, jar, Some(notice), None, None).await
+}
+
+/// What a heal did, in one or two sentences for the page.
+fn heal_sentence(heal: &remote::HealReport, repair: &hearth_backup::RepairReport) -> String {
+    let mut s = if heal.missing.is_empty() && heal.damaged.is_empty() {
+        format!(
+            "All {} packs here are sound; nothing was fetched.",
+            heal.sound
+        )
+    } else {
+        format!(
+            "Fetched from the bucket: {} packs missing here and {} damaged here; the index was rebuilt.",
+            heal.missing.len(),
+            heal.damaged.len()
+        )
+    };
+    let mut unusable: Vec<&str> = repair.damaged.iter().map(|(n, _)| n.as_str()).collect();
+    for (name, _) in &heal.lost {
+        if !unusable.contains(&name.as_str()) {
+            unusable.push(name);
+        }
+    }
+    if !unusable.is_empty() {
+        s.push_str(&format!(
+            " {} packs are whole neither here nor in the bucket: {}.",
+            unusable.len(),
+            unusable.join(", ")
+        ));
+    }
+    s
+}
