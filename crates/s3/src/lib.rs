@@ -34,6 +34,12 @@ const VALID_FOR: Duration = Duration::from_secs(15 * 60);
 /// 24 MiB plus age's overhead, so anything far larger is not Hearth's.
 pub const MAX_OBJECT: u64 = 64 << 20;
 
+/// Attempts per request while the service says it cannot serve now, and
+/// the wait before the second (doubled before each next): 3.5 s in all,
+/// about what a Garage node takes to restart.
+const ATTEMPTS: u32 = 4;
+const FIRST_WAIT: Duration = Duration::from_millis(500);
+
 /// What a download hands its destination at a time.
 const COPY_BUFFER: usize = 1 << 20;
 
@@ -136,7 +142,7 @@ impl Client {
     pub fn put(&self, key: &str, body: Vec<u8>) -> Result<(), S3Error> {
         let md5 = md5::Md5::digest(&body);
         let len = body.len() as u64;
-        self.put_body(key, md5.into(), len, body.into())
+        self.put_body(key, md5.into(), len, || Ok(body.clone().into()))
     }
 
     /// Stores the file at `path` under `key`, streamed from disk (one
@@ -147,8 +153,12 @@ impl Client {
         let mut file = std::fs::File::open(path).map_err(local)?;
         let mut md5 = md5::Md5::new();
         let len = std::io::copy(&mut file, &mut md5).map_err(local)?;
-        file.rewind().map_err(local)?;
-        let body = reqwest::blocking::Body::sized(file.take(len), len);
+        // Each attempt streams the file from its start again.
+        let body = || -> Result<reqwest::blocking::Body, S3Error> {
+            let mut file = file.try_clone().map_err(local)?;
+            file.rewind().map_err(local)?;
+            Ok(reqwest::blocking::Body::sized(file.take(len), len))
+        };
         self.put_body(key, md5.finalize().into(), len, body)
     }
 
@@ -157,20 +167,20 @@ impl Client {
         key: &str,
         md5: [u8; 16],
         len: u64,
-        body: reqwest::blocking::Body,
+        body: impl Fn() -> Result<reqwest::blocking::Body, S3Error>,
     ) -> Result<(), S3Error> {
         let md5 = base64::engine::general_purpose::STANDARD.encode(md5);
         let mut action = PutObject::new(&self.bucket, Some(&self.credentials), key);
         action.headers_mut().insert("content-md5", md5.clone());
         let url = action.sign(VALID_FOR);
-        let resp = self
-            .http
-            .put(url)
-            .header("content-md5", md5)
-            .header("content-length", len)
-            .body(body)
-            .send()
-            .map_err(|e| self.transport(e))?;
+        let resp = self.send(key, || {
+            Ok(self
+                .http
+                .put(url.clone())
+                .header("content-md5", md5.clone())
+                .header("content-length", len)
+                .body(body()?))
+        })?;
         let resp = self.check(resp, key)?;
         // Every S3 service answers a stored object with its ETag; a web
         // server that says 200 to anything does not.
@@ -198,7 +208,7 @@ impl Client {
     /// Copies the object `key` into `out`; returns its length.
     pub fn get_to(&self, key: &str, out: &mut impl Write) -> Result<u64, S3Error> {
         let url = GetObject::new(&self.bucket, Some(&self.credentials), key).sign(VALID_FOR);
-        let resp = self.http.get(url).send().map_err(|e| self.transport(e))?;
+        let resp = self.send(key, || Ok(self.http.get(url.clone())))?;
         let resp = self.check(resp, key)?;
         if resp.content_length().is_some_and(|l| l > MAX_OBJECT) {
             return Err(S3Error::Other(format!(
@@ -234,7 +244,7 @@ impl Client {
     /// The length of `key`, or `None` when there is no such object.
     pub fn head(&self, key: &str) -> Result<Option<u64>, S3Error> {
         let url = HeadObject::new(&self.bucket, Some(&self.credentials), key).sign(VALID_FOR);
-        let resp = self.http.head(url).send().map_err(|e| self.transport(e))?;
+        let resp = self.send(key, || Ok(self.http.head(url.clone())))?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -254,7 +264,7 @@ impl Client {
                 action.with_continuation_token(t.clone());
             }
             let url = action.sign(VALID_FOR);
-            let resp = self.http.get(url).send().map_err(|e| self.transport(e))?;
+            let resp = self.send("the bucket listing", || Ok(self.http.get(url.clone())))?;
             let text = self
                 .check(resp, "the bucket listing")?
                 .text()
@@ -281,11 +291,7 @@ impl Client {
     /// DELETE is idempotent, which is what makes a repeated sweep safe).
     pub fn delete(&self, key: &str) -> Result<(), S3Error> {
         let url = DeleteObject::new(&self.bucket, Some(&self.credentials), key).sign(VALID_FOR);
-        let resp = self
-            .http
-            .delete(url)
-            .send()
-            .map_err(|e| self.transport(e))?;
+        let resp = self.send(key, || Ok(self.http.delete(url.clone())))?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(());
         }
@@ -309,6 +315,45 @@ impl Client {
             ));
         }
         Ok(())
+    }
+
+    /// Sends the request `build` makes, again while the service answers
+    /// that it cannot serve now (a 5xx: for Garage, too few nodes for a
+    /// quorum, as for the moment a node restarts) or the connection breaks
+    /// before an answer; at most [`ATTEMPTS`] times, waiting 0.5, 1 and 2 s
+    /// between. Every request Hearth makes is idempotent (a PUT of the same
+    /// bytes under the same name, GET, HEAD, LIST, DELETE), so sending one
+    /// again is safe. The last answer is returned whatever its status; a
+    /// longer outage is the uploader's queue's to wait out, and settings
+    /// that cannot work (refused, no such name, a wrong key) are not
+    /// retried.
+    fn send(
+        &self,
+        what: &str,
+        build: impl Fn() -> Result<reqwest::blocking::RequestBuilder, S3Error>,
+    ) -> Result<Response, S3Error> {
+        let mut wait = FIRST_WAIT;
+        let mut attempt = 1;
+        loop {
+            let why = match build()?.send() {
+                Ok(resp) if !resp.status().is_server_error() || attempt == ATTEMPTS => {
+                    return Ok(resp);
+                }
+                Ok(resp) => format!("it answered {}", resp.status().as_u16()),
+                Err(e) => match self.transport(e) {
+                    S3Error::Unavailable(why) if attempt < ATTEMPTS => why,
+                    other => return Err(other),
+                },
+            };
+            log::info!(
+                "S3 {what} at {}: {why}; trying again in {} ms (attempt {attempt} of {ATTEMPTS})",
+                self.host,
+                wait.as_millis()
+            );
+            std::thread::sleep(wait);
+            wait *= 2;
+            attempt += 1;
+        }
     }
 
     /// A response with a success status, or the error its body names.
@@ -385,3 +430,6 @@ fn check_field(what: &str, value: &str) -> Result<(), S3Error> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
