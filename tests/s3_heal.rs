@@ -57,6 +57,17 @@ fn packs_lost_or_damaged_here_come_back_from_the_bucket() {
         "{err}"
     );
 
+    // While a backup or prune holds the repository, nothing is fetched.
+    let lock = fs::File::open(lab.data().join("repo/lock")).unwrap();
+    lock.lock().unwrap();
+    let (code, out, err) = lab.hearth(&["repair-index", "--from", "s3"]);
+    assert!(
+        code != 0 && err.contains("another backup is running on this repository"),
+        "{out}{err}"
+    );
+    assert!(!local_pack(&lab, lost).exists(), "nothing was fetched");
+    drop(lock);
+
     let (code, out, err) = lab.hearth(&["repair-index", "--from", "s3"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(

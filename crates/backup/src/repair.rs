@@ -90,6 +90,16 @@ impl Repo {
         fetched: &HashSet<String>,
     ) -> Result<RepairReport, BackupError> {
         let _lock = self.lock()?;
+        self.repair_index_locked(fetched)
+    }
+
+    /// [`Repo::repair_index_trusting`] for a caller that already holds the
+    /// repository's lock (the heal from the bucket holds it from before
+    /// its first check, so no prune can condemn a pack it then fetches).
+    pub(crate) fn repair_index_locked(
+        &self,
+        fetched: &HashSet<String>,
+    ) -> Result<RepairReport, BackupError> {
         self.clear_tmp();
         let mut report = RepairReport::default();
         let mut c = self.writer()?;

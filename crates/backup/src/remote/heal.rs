@@ -37,10 +37,15 @@ impl Repo {
     /// over the damaged file, and then the index is rebuilt from the packs.
     ///
     /// Packs prune condemned are never fetched, even while the bucket still
-    /// holds them: they would bring forgotten snapshots back. Nothing is
+    /// holds them: they would bring forgotten snapshots back. The
+    /// repository's lock is held throughout, so a backup or prune running
+    /// meanwhile makes this refuse at once instead. Nothing is
     /// replaced with bytes that do not hash to the pack's name, so a damaged
     /// copy in the bucket cannot make things worse here.
     pub fn heal_from(&self, client: &Client) -> Result<(HealReport, RepairReport), RemoteError> {
+        // Held throughout: a prune or a backup meanwhile would change which
+        // packs the repository counts on after they were chosen.
+        let _lock = self.lock()?;
         let wanted: Vec<String> = {
             let c = self.reader()?;
             let mut stmt = c.prepare(
@@ -123,7 +128,7 @@ impl Repo {
         report.missing.sort();
         report.damaged.sort();
         report.lost.sort();
-        let repair = self.repair_index_trusting(&trusted)?;
+        let repair = self.repair_index_locked(&trusted)?;
         Ok((report, repair))
     }
 
