@@ -93,7 +93,7 @@ fn packs_lost_or_damaged_here_come_back_from_the_bucket() {
     let show = lab.ok(&["target", "show"]);
     assert!(show.contains("waiting:     0 packs"), "{show}");
 
-    // Lost in both places: named, the command fails, the rest is whole.
+    // Lost in both places: named, and the command fails.
     let name = packs[0].clone();
     fs::remove_file(local_pack(&lab, &name)).unwrap();
     let client = g.client();

@@ -313,7 +313,7 @@ pub(crate) async fn heal(
             state.jobs.reload();
             sentence
         }
-        Err(why) => format!("Nothing was fetched: {why}."),
+        Err(why) => format!("The fetch from the S3 target stopped: {why}."),
     };
     show(&state, jar, Some(notice), None, None).await
 }
