@@ -8,6 +8,7 @@
 # Prints each round's seconds and peak RSS, and the medians' ratio new/old.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/quiet.sh
 [ $# -eq 2 ] || { echo "usage: benches/ab.sh OLD_HEARTH NEW_HEARTH" >&2; exit 2; }
 bins=("$(realpath "$1")" "$(realpath "$2")")
 work=${BENCH_DIR:-/var/tmp/hearth-bench}/ab
@@ -26,6 +27,7 @@ timed() {  # NAME CMD...
   /usr/bin/time -f "%e %M" -o "$work/$name" "$@" >/dev/null 2>"$work/$name.err" \
     || { echo "ab: $name failed:" >&2; cat "$work/$name.err" >&2; exit 1; }
 }
+wait_for_quiet
 for r in $(seq "$rounds"); do
   for b in $(( r % 2 )) $(( (r + 1) % 2 )); do
     rm -rf "$work/h$b" && mkdir -p "$work/h$b"
@@ -46,6 +48,7 @@ diff -r "$data" "$work/out-1-$rounds" >/dev/null && echo "ab: the new build's re
 # a journal scans past inodes freed in the last 60 s, or 6 minutes while
 # their inode-table block is being written, as a restore's allocations do).
 rm -rf "$work"/out-*
+deleted_many
 median() { for r in $(seq "$rounds"); do cut -d' ' -f1 "$work/$1-$r"; done | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 rounds_of() { for r in $(seq "$rounds"); do cut -d' ' -f1 "$work/$1-$r"; done | paste -sd' '; }
 rss() { for r in $(seq "$rounds"); do cut -d' ' -f2 "$work/$1-$r"; done | sort -g | tail -1; }

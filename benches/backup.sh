@@ -18,6 +18,7 @@
 # record where their time goes (`run --stage-times`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/quiet.sh
 work=${BENCH_DIR:-/var/tmp/hearth-bench}
 data=$work/data
 target=${CARGO_TARGET_DIR:-target}
@@ -97,6 +98,9 @@ backup() {  # TOOL NAME
 }
 # The limit, once a round, on the same settled machine and warm cache.
 limit() { settle; "$limit_bin" "$data" | awk '/^limit MiB\/s/ { print $3 }' > "$work/limit-$1"; }
+# What a killed run left, then what is left of the quiet time (quiet.sh).
+if [ -d "$work/restore" ]; then rm -rf "$work/restore"; deleted_many; fi
+wait_for_quiet
 for r in $(seq "$rounds"); do
   echo "bench: round $r of $rounds: first backups ($(order "$r"))" >&2
   fresh_repos
@@ -150,6 +154,7 @@ for r in $(seq "$rounds"); do
 done
 diff -r "$data" "$work/restore/hearth-restore-$rounds" >/dev/null && echo "bench: hearth restore identical" >&2
 rm -rf "$work/restore"
+deleted_many
 
 # median/spread over the rounds of TOOL-PHASE, in seconds.
 median() { for r in $(seq "$rounds"); do secs "$1-$r"; done | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

@@ -17,6 +17,7 @@
 # peak RSS and the ratios of the medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/quiet.sh
 work=${BENCH_DIR:-/var/tmp/hearth-bench-s3}
 data=${BENCH_DATA:-/var/tmp/hearth-bench/data}
 target=${CARGO_TARGET_DIR:-target}
@@ -36,6 +37,7 @@ echo "bench: data set $(mib "$bytes") MiB, $(find "$data" -type f | wc -l) files
 find "$data" -type f -exec cat {} + > /dev/null
 
 rounds=${BENCH_ROUNDS:-3}
+if [ -d "$work/restores" ]; then deleted_many; fi
 rm -rf "$work"; mkdir -p "$work"
 cluster=$work/garage
 trap 'scripts/garage-cluster stop "$cluster" >/dev/null 2>&1 || true' EXIT
@@ -86,6 +88,7 @@ restore() {  # TOOL NAME
   timed "$2.sync" sync
 }
 
+wait_for_quiet
 for r in $(seq "$rounds"); do
   order=(hearth restic); [ $((r % 2)) = 0 ] && order=(restic hearth)
   echo "bench: round $r of $rounds (${order[*]}): a fresh cluster" >&2
@@ -108,6 +111,7 @@ for r in $(seq "$rounds"); do
   stored=$(du -sb "$cluster"/n1/data | cut -f1)
 done
 rm -rf "$work/restores"
+deleted_many
 
 median() { for r in $(seq "$rounds"); do secs "$1-$r"; done | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 spread() { for r in $(seq "$rounds"); do secs "$1-$r"; done | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
