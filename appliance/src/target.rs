@@ -245,6 +245,12 @@ pub(crate) fn recover(
         "Downloaded repository {} from the S3 target: {} packs ({} bytes), {} already here.",
         report.repo_id, report.packs, report.bytes, report.present
     );
+    if report.replaced > 0 {
+        println!(
+            "{} of those packs replaced a damaged copy here.",
+            report.replaced
+        );
+    }
     for (name, why) in &report.bad {
         println!("left out object {name}: {why}");
     }

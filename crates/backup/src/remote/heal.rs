@@ -10,8 +10,8 @@ use std::collections::{HashMap, HashSet};
 
 use hearth_s3::Client;
 
-use super::{RemoteError, in_parallel, pack_key, prefix, recover::fetch_pack};
-use crate::{RepairReport, Repo, error::IoContext, pack::pack_path};
+use super::{RemoteError, in_parallel, pack_is_whole, pack_key, prefix, recover::fetch_pack};
+use crate::{RepairReport, Repo, error::IoContext};
 
 /// What a heal found and fetched.
 #[derive(Debug, Default, serde::Serialize)]
@@ -64,7 +64,7 @@ impl Repo {
             crate::parallel::cpu_threads(),
             wanted,
             |name| {
-                let sound = self.hashes_to_name(&name);
+                let sound = pack_is_whole(&self.dir, &name);
                 Ok::<_, RemoteError>((name, sound))
             },
             |(name, sound)| {
@@ -130,17 +130,5 @@ impl Repo {
         report.lost.sort();
         let repair = self.repair_index_locked(&trusted)?;
         Ok((report, repair))
-    }
-
-    /// Whether the pack file `name` here hashes to its name; `None` when
-    /// there is no such file.
-    fn hashes_to_name(&self, name: &str) -> Option<bool> {
-        let mut file = std::fs::File::open(pack_path(&self.dir, name)).ok()?;
-        let mut hasher = blake3::Hasher::new();
-        // A read error is damage too: the bucket's copy is wanted.
-        Some(
-            std::io::copy(&mut file, &mut hasher).is_ok()
-                && hasher.finalize().to_hex().as_str() == name,
-        )
     }
 }

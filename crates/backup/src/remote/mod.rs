@@ -254,6 +254,18 @@ pub(crate) fn in_parallel<T: Send, R: Send>(
     crate::parallel::in_parallel(PARALLEL, items, work, done)
 }
 
+/// Whether the pack file `name` in the repository at `dir` hashes to its
+/// name (the BLAKE3 of its bytes; no key needed); `None` when there is no
+/// such file. A read error is damage too: the bucket's copy is wanted.
+pub(crate) fn pack_is_whole(dir: &Path, name: &str) -> Option<bool> {
+    let mut file = std::fs::File::open(crate::pack::pack_path(dir, name)).ok()?;
+    let mut hasher = blake3::Hasher::new();
+    Some(
+        std::io::copy(&mut file, &mut hasher).is_ok()
+            && hasher.finalize().to_hex().as_str() == name,
+    )
+}
+
 /// Hashes what passes through on its way to a file: a download is checked
 /// against its name as it is written.
 pub(crate) struct Tee<'a>(pub &'a mut std::fs::File, pub blake3::Hasher);

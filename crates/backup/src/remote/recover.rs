@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use hearth_s3::{Client, S3Error};
 
-use super::{RemoteError, Scratch, Tee, in_parallel, prefix};
+use super::{RemoteError, Scratch, Tee, in_parallel, pack_is_whole, prefix};
 use crate::{Keys, RepairReport, Repo, error::IoContext, pack::pack_path};
 
 /// What a download from the bucket brought.
@@ -16,11 +16,14 @@ pub struct DownloadReport {
     pub repo_id: String,
     pub packs: u64,
     pub bytes: u64,
-    /// Packs already here with the right size, not fetched again.
+    /// Packs already here (an earlier, interrupted recovery) whose bytes
+    /// are what their names say: not fetched again.
     pub present: u64,
+    /// Packs already here but damaged, fetched again over the damaged copy.
+    pub replaced: u64,
     /// Objects left out, each with the reason.
     pub bad: Vec<(String, String)>,
-    /// The packs fetched, each checked against its name as it arrived:
+    /// The packs checked against their names, here or as they arrived:
     /// for [`crate::Repo::repair_index_trusting`].
     #[serde(skip)]
     pub(crate) fetched: HashSet<String>,
@@ -138,8 +141,8 @@ fn find_repository(
     Ok(id)
 }
 
-/// Every pack of repository `id` not already in `dir` with its size, four
-/// at a time; none starts once `stop` is set.
+/// Every pack of repository `id` not already whole in `dir`, four at a
+/// time; none starts once `stop` is set.
 fn download_packs(
     client: &Client,
     dir: &Path,
@@ -153,31 +156,53 @@ fn download_packs(
         repo_id: id.to_string(),
         ..DownloadReport::default()
     };
+    // (key, name, whether a damaged copy is here)
     let mut fetch = vec![];
+    let mut here = vec![];
     for (key, size) in client.list(&format!("{}packs/", prefix(id)))? {
         let name = key.rsplit('/').next().unwrap_or_default().to_string();
         if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
             report.bad.push((key, "not a pack name".into()));
         } else if std::fs::metadata(pack_path(dir, &name)).is_ok_and(|m| m.len() == size) {
-            report.present += 1;
+            here.push((key, name));
         } else {
-            fetch.push((key, name));
+            fetch.push((key, name, false));
         }
     }
+    // What an earlier, interrupted recovery left is checked against its
+    // name, not taken on its size: a copy damaged since is fetched again.
+    crate::parallel::in_parallel(
+        crate::parallel::cpu_threads(),
+        here,
+        |(key, name)| {
+            let whole = pack_is_whole(dir, &name) == Some(true);
+            Ok::<_, RemoteError>((key, name, whole))
+        },
+        |(key, name, whole)| {
+            if whole {
+                report.present += 1;
+                report.fetched.insert(name);
+            } else {
+                fetch.push((key, name, true));
+            }
+            Ok(())
+        },
+    )?;
     in_parallel(
         fetch,
-        |(key, name)| {
+        |(key, name, damaged)| {
             if stop.load(Ordering::Relaxed) {
-                return Ok((name, None));
+                return Ok((name, damaged, None));
             }
-            fetch_pack(client, dir, &key, &name).map(|got| (name, Some(got)))
+            fetch_pack(client, dir, &key, &name).map(|got| (name, damaged, Some(got)))
         },
-        |(name, got)| {
+        |(name, damaged, got)| {
             match got {
                 None => {}
                 Some(Ok(n)) => {
                     report.packs += 1;
                     report.bytes += n;
+                    report.replaced += u64::from(damaged);
                     report.fetched.insert(name);
                 }
                 Some(Err(why)) => report.bad.push((name, why)),
