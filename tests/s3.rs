@@ -476,21 +476,36 @@ fn pruned_packs_leave_the_bucket() {
         names.sort();
         names
     };
-    let before = pack_objects().len();
+    // The listing is compared with the packs here once it settles: in one
+    // local run of the s3 and mirror modules together, a listing taken
+    // right after the sweep disagreed by one pack with the count the
+    // sweep reported ("2 deleted").
+    let settled = |what: &str| {
+        eventually(Duration::from_secs(30), what, || {
+            let (bucket, here) = (
+                pack_objects(),
+                lab.sql("SELECT name FROM backup_packs ORDER BY name"),
+            );
+            if bucket.join("\n") == here {
+                Ok(bucket)
+            } else {
+                Err(format!("the bucket: {bucket:?}; here: {here}"))
+            }
+        })
+    };
+    let before = settled("the bucket holds every pack here").len();
     lab.ok(&["forget", "1", "--prune"]);
+    let condemned: usize = lab
+        .sql("SELECT count(*) FROM backup_remote WHERE condemned = 1")
+        .parse()
+        .unwrap();
     let out = lab.ok(&["target", "upload"]);
-    let after = pack_objects();
-    assert!(after.len() < before, "{before} -> {}: {out}", after.len());
     assert!(
-        out.contains(&format!("{} deleted", before - after.len())),
-        "{out}"
+        condemned > 0 && out.contains(&format!(" 0 packs (0 bytes) uploaded, {condemned} deleted")),
+        "{condemned} condemned: {out}"
     );
-    let local = lab.sql("SELECT name FROM backup_packs ORDER BY name");
-    assert_eq!(
-        after.join("\n"),
-        local,
-        "the bucket holds exactly the packs here"
-    );
+    let after = settled("the bucket holds exactly the packs here");
+    assert!(after.len() < before, "{before} -> {}: {out}", after.len());
     lab.ok(&["verify", "--target", "s3", "--read-data"]);
     // The remaining snapshot is the only one, so it is number 1 there.
     recover_elsewhere(&g, "1", &src);
