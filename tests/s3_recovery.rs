@@ -57,6 +57,23 @@ pub(crate) fn rerun_checks_packs_already_here(g: &Garage, pack: &str) {
     let back = fs::read(&local).unwrap();
     assert_eq!(blake3::hash(&back).to_hex().as_str(), pack);
     fresh.ok(&["verify", "--read-data"]);
+
+    // With --json, stdout is the repair's report alone; the recovery's own
+    // lines go to stderr.
+    let pp = fresh.path("pp");
+    let (code, out, err) = fresh.hearth(&[
+        "--json",
+        "repair-index",
+        "--recover-key",
+        "--from",
+        "s3",
+        "--passphrase-file",
+        pp.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
+    assert!(report["packs"].as_u64().unwrap() > 0, "{out}");
+    assert!(err.contains("Downloaded repository"), "{err}");
 }
 
 /// A fresh data folder that knows only the S3 settings and the passphrase

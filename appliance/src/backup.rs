@@ -293,7 +293,7 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
         } => {
             let report = if from == Where::S3 && recover_key {
                 let passphrase = read_passphrase(passphrase_file)?;
-                crate::target::recover(&p, repo_id.as_deref(), &passphrase)?
+                crate::target::recover(&p, repo_id.as_deref(), &passphrase, args.json)?
             } else if from == Where::S3 {
                 crate::target::heal(&p, &open()?, args.json)?
             } else if recover_key {

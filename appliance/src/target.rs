@@ -238,23 +238,37 @@ pub(crate) fn recover(
     p: &Paths,
     repo_id: Option<&str>,
     passphrase: &str,
+    json: bool,
 ) -> Result<RepairReport, Failure> {
     let client = saved(p)?;
     let (report, repair) = remote::recover(&client, &p.repo, &p.key, &p.db, repo_id, passphrase)?;
-    println!(
+    let say = say(json);
+    say(format!(
         "Downloaded repository {} from the S3 target: {} packs ({} bytes), {} already here.",
         report.repo_id, report.packs, report.bytes, report.present
-    );
+    ));
     if report.replaced > 0 {
-        println!(
+        say(format!(
             "{} of those packs replaced a damaged copy here.",
             report.replaced
-        );
+        ));
     }
     for (name, why) in &report.bad {
-        println!("left out object {name}: {why}");
+        say(format!("left out object {name}: {why}"));
     }
     Ok(repair)
+}
+
+/// Where a recovery's or a heal's own lines go: stdout, or stderr when
+/// `--json` keeps stdout for the repair's report alone.
+fn say(json: bool) -> impl Fn(String) {
+    move |line| {
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
 }
 
 /// Healing from the bucket (`repair-index --from s3` with the device key):
@@ -268,14 +282,7 @@ pub(crate) fn heal(
 ) -> Result<RepairReport, Failure> {
     let client = saved(p)?;
     let (report, repair) = repo.heal_from(&client)?;
-    // With --json, stdout is the repair's report alone.
-    let say = |line: String| {
-        if json {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
-        }
-    };
+    let say = say(json);
     say(format!(
         "Fetched from the S3 target: {} packs missing here, {} damaged here; {} here were sound.",
         report.missing.len(),
