@@ -457,13 +457,7 @@ fn pruned_packs_leave_the_bucket() {
     let g = Garage::start();
     let lab = Lab::new();
     set_target(&lab, &g);
-    let src = lab.path("src");
-    fs::create_dir(&src).unwrap();
-    fs::write(src.join("old.bin"), noise(20 << 20, 1)).unwrap();
-    lab.ok(&["run", src.to_str().unwrap()]);
-    fs::remove_file(src.join("old.bin")).unwrap();
-    fs::write(src.join("new.bin"), noise(20 << 20, 2)).unwrap();
-    lab.ok(&["run", src.to_str().unwrap()]);
+    let src = backed_up_twice(&lab);
     let pack_objects = || -> Vec<String> {
         let mut names: Vec<String> = g
             .client()
@@ -513,7 +507,7 @@ fn pruned_packs_leave_the_bucket() {
     // A pack that a repair leaves out here (damaged) is not prune's to
     // delete: the bucket keeps what may be its only good copy.
     let name = after[0].clone();
-    let path = lab.data().join("repo/packs").join(&name[..2]).join(&name);
+    let path = local_pack(&lab, &name);
     let mut bytes = fs::read(&path).unwrap();
     // The middle: a pack holding only a small tree can be under 1 KiB.
     let at = bytes.len() / 2;
@@ -526,4 +520,23 @@ fn pruned_packs_leave_the_bucket() {
     );
     lab.ok(&["target", "upload"]);
     assert!(pack_objects().contains(&name), "the bucket's copy was kept");
+}
+
+/// Two backups of `src` (returned), the second after its only file, 20 MiB
+/// of noise, was replaced by another: forgetting the first leaves its packs
+/// to prune.
+pub(crate) fn backed_up_twice(lab: &Lab) -> std::path::PathBuf {
+    let src = lab.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("old.bin"), noise(20 << 20, 1)).unwrap();
+    lab.ok(&["run", src.to_str().unwrap()]);
+    fs::remove_file(src.join("old.bin")).unwrap();
+    fs::write(src.join("new.bin"), noise(20 << 20, 2)).unwrap();
+    lab.ok(&["run", src.to_str().unwrap()]);
+    src
+}
+
+/// The pack file `name` in `lab`'s repository.
+pub(crate) fn local_pack(lab: &Lab, name: &str) -> std::path::PathBuf {
+    lab.data().join("repo/packs").join(&name[..2]).join(name)
 }

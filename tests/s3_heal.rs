@@ -7,27 +7,16 @@ use std::fs;
 
 use crate::{
     garage::Garage,
-    lab::{Lab, assert_same_tree, noise},
-    s3::set_target,
+    lab::{Lab, assert_same_tree},
+    s3::{backed_up_twice, local_pack, set_target},
 };
-
-fn local_pack(lab: &Lab, name: &str) -> std::path::PathBuf {
-    lab.data().join("repo/packs").join(&name[..2]).join(name)
-}
 
 #[test]
 fn packs_lost_or_damaged_here_come_back_from_the_bucket() {
     let g = Garage::start();
     let lab = Lab::new();
     set_target(&lab, &g);
-    let src = lab.path("src");
-    fs::create_dir(&src).unwrap();
-    fs::write(src.join("old.bin"), noise(20 << 20, 1)).unwrap();
-    lab.ok(&["run", src.to_str().unwrap()]);
-    fs::remove_file(src.join("old.bin")).unwrap();
-    fs::write(src.join("new.bin"), noise(20 << 20, 2)).unwrap();
-    fs::write(src.join("note.txt"), "kept\n".repeat(1000)).unwrap();
-    lab.ok(&["run", src.to_str().unwrap()]);
+    let src = backed_up_twice(&lab);
     // Prune here without an upload: the bucket still holds the packs of the
     // forgotten snapshot, condemned but not yet swept.
     lab.ok(&["forget", "1", "--prune"]);

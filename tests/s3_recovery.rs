@@ -20,16 +20,23 @@ pub(crate) fn recover_from_bucket(fresh: &Lab, env: &[(&str, &str)]) {
 }
 
 fn try_recover(fresh: &Lab, env: &[(&str, &str)]) -> (i32, String, String) {
+    run_recover(fresh, &[], env)
+}
+
+/// `repair-index --recover-key --from s3` with the passphrase in a file,
+/// after the global flags `first` (such as `--json`).
+fn run_recover(fresh: &Lab, first: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     fs::write(fresh.path("pp"), format!("{PASSPHRASE}\n")).unwrap();
     let pp = fresh.path("pp");
-    let args = [
+    let mut args = first.to_vec();
+    args.extend([
         "repair-index",
         "--recover-key",
         "--from",
         "s3",
         "--passphrase-file",
         pp.to_str().unwrap(),
-    ];
+    ]);
     fresh.hearth_env(&args, env)
 }
 
@@ -60,16 +67,7 @@ pub(crate) fn rerun_checks_packs_already_here(g: &Garage, pack: &str) {
 
     // With --json, stdout is the repair's report alone; the recovery's own
     // lines go to stderr.
-    let pp = fresh.path("pp");
-    let (code, out, err) = fresh.hearth(&[
-        "--json",
-        "repair-index",
-        "--recover-key",
-        "--from",
-        "s3",
-        "--passphrase-file",
-        pp.to_str().unwrap(),
-    ]);
+    let (code, out, err) = run_recover(&fresh, &["--json"], &[]);
     assert_eq!(code, 0, "{out}{err}");
     let report: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
     assert!(report["packs"].as_u64().unwrap() > 0, "{out}");

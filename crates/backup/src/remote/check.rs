@@ -1,14 +1,13 @@
 //! Reading the bucket back: `verify --target s3`, and disaster recovery
 //! (downloading a repository from the bucket alone).
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use hearth_s3::{Client, S3Error};
 use hearth_store::rusqlite::params;
 use hearth_system::unix_now;
 
-use super::{RemoteError, Scratch, Tee, in_parallel, pack_key, prefix};
+use super::{RemoteError, Scratch, Tee, in_parallel, listed_packs, pack_key, prefix};
 use crate::{BackupError, Damage, Repo, VerifyMode, error::IoContext, pack::pack_path};
 
 /// One object in the bucket that is missing or damaged: the pack, why, and
@@ -42,11 +41,7 @@ impl Repo {
         mode: VerifyMode,
     ) -> Result<RemoteVerifyReport, RemoteError> {
         let prefix = prefix(&self.keys.repo_id);
-        let listed: HashMap<String, u64> = client
-            .list(&format!("{prefix}packs/"))?
-            .into_iter()
-            .filter_map(|(k, s)| Some((k.rsplit('/').next()?.to_string(), s)))
-            .collect();
+        let listed = listed_packs(client, &prefix)?;
         let c = self.reader()?;
         let mut stmt = c.prepare(
             "SELECT name, size FROM backup_remote WHERE name IN (SELECT name FROM backup_packs)

@@ -6,11 +6,13 @@
 //! the bucket, as its only good copy, with no way to get it back short of a
 //! whole disaster recovery into an empty folder.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use hearth_s3::Client;
 
-use super::{RemoteError, in_parallel, pack_is_whole, pack_key, prefix, recover::fetch_pack};
+use super::{
+    RemoteError, check_here, in_parallel, listed_packs, pack_key, prefix, recover::fetch_pack,
+};
 use crate::{RepairReport, Repo, error::IoContext};
 
 /// What a heal found and fetched.
@@ -58,36 +60,23 @@ impl Repo {
         let mut report = HealReport::default();
         let mut trusted = HashSet::new();
         let mut fetch = vec![];
-        // Each pack here hashed on every core; the BLAKE3 of its bytes is
-        // its name, so no key is needed to tell a sound one.
-        crate::parallel::in_parallel(
-            crate::parallel::cpu_threads(),
-            wanted,
-            |name| {
-                let sound = pack_is_whole(&self.dir, &name);
-                Ok::<_, RemoteError>((name, sound))
-            },
-            |(name, sound)| {
-                match sound {
-                    Some(true) => {
-                        report.sound += 1;
-                        trusted.insert(name);
-                    }
-                    Some(false) => fetch.push((name, true)),
-                    None => fetch.push((name, false)),
+        // The BLAKE3 of a pack's bytes is its name, so no key is needed to
+        // tell a sound one.
+        for (name, sound) in check_here(&self.dir, wanted, String::as_str)? {
+            match sound {
+                Some(true) => {
+                    report.sound += 1;
+                    trusted.insert(name);
                 }
-                Ok(())
-            },
-        )?;
+                Some(false) => fetch.push((name, true)),
+                None => fetch.push((name, false)),
+            }
+        }
         fetch.sort();
         if !fetch.is_empty() {
             std::fs::create_dir_all(self.dir.join("tmp")).at(self.dir.join("tmp"))?;
             let prefix = prefix(&self.keys.repo_id);
-            let stored: HashMap<String, u64> = client
-                .list(&format!("{prefix}packs/"))?
-                .into_iter()
-                .filter_map(|(k, size)| Some((k.rsplit('/').next()?.to_string(), size)))
-                .collect();
+            let stored = listed_packs(client, &prefix)?;
             let (there, absent): (Vec<_>, Vec<_>) = fetch
                 .into_iter()
                 .partition(|(name, _)| stored.contains_key(name));

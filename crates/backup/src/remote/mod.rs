@@ -254,10 +254,45 @@ pub(crate) fn in_parallel<T: Send, R: Send>(
     crate::parallel::in_parallel(PARALLEL, items, work, done)
 }
 
+/// The packs in the bucket under `prefix`, by name, with their sizes.
+pub(crate) fn listed_packs(
+    client: &Client,
+    prefix: &str,
+) -> Result<std::collections::HashMap<String, u64>, S3Error> {
+    Ok(client
+        .list(&format!("{prefix}packs/"))?
+        .into_iter()
+        .filter_map(|(k, size)| Some((k.rsplit('/').next()?.to_string(), size)))
+        .collect())
+}
+
+/// Each item's pack file in `dir` checked against its name
+/// ([`pack_is_whole`]), on every core; in the order they finish.
+pub(crate) fn check_here<T: Send>(
+    dir: &Path,
+    items: Vec<T>,
+    name: impl Fn(&T) -> &str + Sync,
+) -> Result<Vec<(T, Option<bool>)>, RemoteError> {
+    let mut checked = Vec::with_capacity(items.len());
+    crate::parallel::in_parallel(
+        crate::parallel::cpu_threads(),
+        items,
+        |item| {
+            let whole = pack_is_whole(dir, name(&item));
+            Ok::<_, RemoteError>((item, whole))
+        },
+        |done| {
+            checked.push(done);
+            Ok(())
+        },
+    )?;
+    Ok(checked)
+}
+
 /// Whether the pack file `name` in the repository at `dir` hashes to its
 /// name (the BLAKE3 of its bytes; no key needed); `None` when there is no
 /// such file. A read error is damage too: the bucket's copy is wanted.
-pub(crate) fn pack_is_whole(dir: &Path, name: &str) -> Option<bool> {
+fn pack_is_whole(dir: &Path, name: &str) -> Option<bool> {
     let mut file = std::fs::File::open(crate::pack::pack_path(dir, name)).ok()?;
     let mut hasher = blake3::Hasher::new();
     Some(

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use hearth_s3::{Client, S3Error};
 
-use super::{RemoteError, Scratch, Tee, in_parallel, pack_is_whole, prefix};
+use super::{RemoteError, Scratch, Tee, check_here, in_parallel, prefix};
 use crate::{Keys, RepairReport, Repo, error::IoContext, pack::pack_path};
 
 /// What a download from the bucket brought.
@@ -171,23 +171,14 @@ fn download_packs(
     }
     // What an earlier, interrupted recovery left is checked against its
     // name, not taken on its size: a copy damaged since is fetched again.
-    crate::parallel::in_parallel(
-        crate::parallel::cpu_threads(),
-        here,
-        |(key, name)| {
-            let whole = pack_is_whole(dir, &name) == Some(true);
-            Ok::<_, RemoteError>((key, name, whole))
-        },
-        |(key, name, whole)| {
-            if whole {
-                report.present += 1;
-                report.fetched.insert(name);
-            } else {
-                fetch.push((key, name, true));
-            }
-            Ok(())
-        },
-    )?;
+    for ((key, name), whole) in check_here(dir, here, |(_, name)| name.as_str())? {
+        if whole == Some(true) {
+            report.present += 1;
+            report.fetched.insert(name);
+        } else {
+            fetch.push((key, name, true));
+        }
+    }
     in_parallel(
         fetch,
         |(key, name, damaged)| {
