@@ -60,6 +60,9 @@ mod s3_recovery;
 /// Healing packs lost or damaged here from the bucket's copies.
 mod s3_heal;
 
+/// Restores straight from the bucket, reading packs where they lie.
+mod s3_stream;
+
 /// The S3 target over HTTPS, behind a TLS proxy with a test CA.
 mod s3_https;
 

@@ -168,10 +168,35 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
             snapshot,
             target,
             path,
+            from,
+            passphrase_file,
+            repo_id,
         } => {
-            let repo = open()?;
-            let snap = repo.snapshot(snapshot)?;
-            let report = repo.restore(&snap, &path, &target)?;
+            let report = if from == Where::S3 {
+                let passphrase = match passphrase_file {
+                    None if p.key.exists() => None,
+                    file => Some(read_passphrase(file)?),
+                };
+                let scratch = config.data_dir.join("restore-from-s3");
+                crate::target::restore(
+                    &p,
+                    &scratch,
+                    passphrase.as_deref(),
+                    repo_id.as_deref(),
+                    snapshot,
+                    &path,
+                    &target,
+                )?
+            } else {
+                if passphrase_file.is_some() || repo_id.is_some() {
+                    return Err(Failure::BadInput(
+                        "--passphrase-file and --repo-id go with --from s3".into(),
+                    ));
+                }
+                let repo = open()?;
+                let snap = repo.snapshot(snapshot)?;
+                repo.restore(&snap, &path, &target)?
+            };
             println!(
                 "restored {} files, {} bytes into {}",
                 report.files,

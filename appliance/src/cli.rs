@@ -86,6 +86,18 @@ pub enum BackupCommand {
         /// Only this file or folder, relative to the snapshot's folder.
         #[arg(long, default_value = "")]
         path: String,
+        /// Read the packs where they lie: here, or in the S3 target's bucket
+        /// (nothing is copied down; snapshots are numbered as the bucket's
+        /// packs list them, oldest first).
+        #[arg(long, value_enum, default_value = "local")]
+        from: Where,
+        /// With --from s3 on a device without this repository's key: the
+        /// recovery passphrase, read from FILE (asked for if not given).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// With --from s3: which repository in the bucket, when it holds several.
+        #[arg(long, value_name = "ID")]
+        repo_id: Option<String>,
     },
     /// Check the repository: pack presence, or every byte with --read-data.
     Verify {

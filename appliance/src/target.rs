@@ -259,6 +259,43 @@ pub(crate) fn recover(
     Ok(repair)
 }
 
+/// A restore straight from the bucket (`restore --from s3`): with this
+/// device's key, or, given a passphrase, the bucket's `key.age` unsealed
+/// with it. Says what it fetched; the caller reports the restore.
+pub(crate) fn restore(
+    p: &Paths,
+    scratch: &std::path::Path,
+    passphrase: Option<&str>,
+    repo_id: Option<&str>,
+    snapshot: i64,
+    path: &str,
+    target: &std::path::Path,
+) -> Result<hearth_backup::RestoreReport, Failure> {
+    let client = saved(p)?;
+    let key = match passphrase {
+        Some(pp) => remote::KeySource::Passphrase(pp),
+        None => remote::KeySource::Device(&p.key),
+    };
+    let (restored, report) = remote::restore_from_bucket(
+        client,
+        scratch,
+        key,
+        repo_id,
+        snapshot,
+        path,
+        target,
+        &hearth_backup::Progress::default(),
+    )?;
+    for (name, why) in &report.index.damaged {
+        eprintln!("warning: left out pack {name}: {why}");
+    }
+    eprintln!(
+        "Read repository {} from the S3 target where it lies: {} packs indexed, {} bytes in {} requests.",
+        report.repo_id, report.index.packs, report.fetched, report.requests
+    );
+    Ok(restored)
+}
+
 /// Where a recovery's or a heal's own lines go: stdout, or stderr when
 /// `--json` keeps stdout for the repair's report alone.
 fn say(json: bool) -> impl Fn(String) {

@@ -6,6 +6,7 @@ use crate::{
     Repo,
     error::BackupError,
     pack::{FinishedPack, PackReader},
+    remote::PackInput,
 };
 
 /// Where the index says a chunk is.
@@ -23,7 +24,7 @@ pub(crate) struct Location {
 pub(crate) struct ChunkSource<'a> {
     repo: &'a Repo,
     conn: Connection,
-    open: Option<(String, PackReader)>,
+    open: Option<(String, PackReader<PackInput>)>,
     /// One decompression context, reused: making one per chunk costs more
     /// than decompressing a small chunk.
     unzstd: Option<zstd::bulk::Decompressor<'static>>,
@@ -87,10 +88,7 @@ impl<'a> ChunkSource<'a> {
             .map(|(n, _)| n != &loc.pack)
             .unwrap_or(true)
         {
-            self.open = Some((
-                loc.pack.clone(),
-                PackReader::open(&self.repo.dir, &loc.pack, &self.repo.keys)?,
-            ));
+            self.open = Some((loc.pack.clone(), self.repo.open_pack(&loc.pack)?));
         }
         let Some((_, reader)) = self.open.as_mut() else {
             return Err(BackupError::MissingPack(loc.pack.clone()));

@@ -19,6 +19,10 @@ pub enum BackupError {
     KeyMismatch(PathBuf),
     #[error("pack {pack} is damaged: {reason}")]
     BadPack { pack: String, reason: String },
+    /// The bucket did not answer a read of a pack (a restore straight
+    /// from it): not damage, and worth trying again.
+    #[error("reading pack {pack} from the S3 target failed: {reason}")]
+    Fetch { pack: String, reason: String },
     #[error("pack {0} is missing")]
     MissingPack(String),
     #[error("chunk {0} is not in the index")]

@@ -348,7 +348,7 @@ fn decrypt<R: Read>(
 }
 
 /// Random access to one pack's blobs.
-pub(crate) struct PackReader<R: Read + Seek = BufReader<File>> {
+pub(crate) struct PackReader<R: Read + Seek> {
     name: String,
     stream: age::stream::StreamReader<R>,
     /// Where the plaintext stream stands. Restores read chunks mostly in
@@ -359,21 +359,6 @@ pub(crate) struct PackReader<R: Read + Seek = BufReader<File>> {
 
 /// The largest forward gap read through rather than sought over.
 const READ_THROUGH: u64 = 1 << 20;
-
-impl PackReader {
-    pub(crate) fn open(repo: &Path, name: &str, keys: &Keys) -> Result<PackReader, BackupError> {
-        PackReader::from_file(open_pack(&pack_path(repo, name), name)?, name, keys)
-    }
-
-    /// Reads pack `name` from a file already open.
-    pub(crate) fn from_file(
-        file: File,
-        name: &str,
-        keys: &Keys,
-    ) -> Result<PackReader, BackupError> {
-        PackReader::from_reader(BufReader::with_capacity(256 * 1024, file), name, keys)
-    }
-}
 
 impl<R: Read + Seek> PackReader<R> {
     /// Reads a pack from any seekable input: a file, or bytes in memory
@@ -393,6 +378,21 @@ impl<R: Read + Seek> PackReader<R> {
         }
     }
 
+    /// A failed read or seek: the bucket's failure to answer as itself,
+    /// anything else as damage.
+    fn failed(&self, what: &str, e: std::io::Error) -> BackupError {
+        match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<crate::remote::FetchFailed>())
+        {
+            Some(f) => BackupError::Fetch {
+                pack: self.name.clone(),
+                reason: f.0.clone(),
+            },
+            None => self.bad(format!("{what} failed: {e}")),
+        }
+    }
+
     /// The stored bytes at `offset`, `length` long.
     pub(crate) fn read_at(&mut self, offset: u64, length: u32) -> Result<Vec<u8>, BackupError> {
         match self.pos {
@@ -402,20 +402,23 @@ impl<R: Read + Seek> PackReader<R> {
                     std::io::copy(&mut (&mut self.stream).take(gap), &mut std::io::sink());
                 if !matches!(skipped, Ok(n) if n == gap) {
                     self.pos = None;
-                    return Err(self.bad("it ended early"));
+                    return Err(match skipped {
+                        Err(e) => self.failed("read", e),
+                        Ok(_) => self.bad("it ended early"),
+                    });
                 }
             }
             _ => {
                 self.pos = None;
                 self.stream
                     .seek(SeekFrom::Start(offset))
-                    .map_err(|e| self.bad(format!("seek failed: {e}")))?;
+                    .map_err(|e| self.failed("seek", e))?;
             }
         }
         let mut buf = vec![0u8; length as usize];
         if let Err(e) = self.stream.read_exact(&mut buf) {
             self.pos = None;
-            return Err(self.bad(format!("read failed: {e}")));
+            return Err(self.failed("read", e));
         }
         self.pos = Some(offset.saturating_add(u64::from(length)));
         Ok(buf)
@@ -427,7 +430,7 @@ impl<R: Read + Seek> PackReader<R> {
         let end = self
             .stream
             .seek(SeekFrom::End(0))
-            .map_err(|e| self.bad(format!("seek failed: {e}")))?;
+            .map_err(|e| self.failed("seek", e))?;
         if end < 4 + 4 + 12 {
             return Err(self.bad("too short to be a pack"));
         }

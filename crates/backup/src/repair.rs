@@ -115,21 +115,18 @@ impl Repo {
              DELETE FROM backup_condemned;",
         )?;
         let mut snapshots = vec![];
-        let packs = self.dir.join("packs");
-        let mut names = vec![];
-        for sub in std::fs::read_dir(&packs).at(&packs)?.flatten() {
-            for f in std::fs::read_dir(sub.path()).at(sub.path())?.flatten() {
-                names.push(f.file_name().to_string_lossy().into_owned());
-            }
-        }
-        names.sort();
-        // Packs are checked on every core; their rows are written here, by
-        // the one connection that holds the transaction.
+        let names = match &self.remote {
+            Some(packs) => packs.names(),
+            None => self.local_pack_names()?,
+        };
+        // Packs are checked on every core (or, in the bucket, several
+        // requests at once); their rows are written here, by the one
+        // connection that holds the transaction.
         crate::parallel::in_parallel(
-            crate::parallel::cpu_threads(),
+            self.index_threads(),
             names,
             |name| {
-                let checked = if fetched.contains(&name) {
+                let checked = if self.remote.is_some() || fetched.contains(&name) {
                     self.read_fetched_pack(&name)
                 } else {
                     self.check_pack(&name)
@@ -203,12 +200,31 @@ impl Repo {
 
     /// [`Repo::check_pack`] for a pack whose name was checked as it was
     /// downloaded: only its table and its tree and snapshot blobs are read.
+    /// Also a pack in the bucket during a restore straight from it, whose
+    /// name is not checked (that would fetch all of it): what is read of it
+    /// is authenticated by age, and every chunk restored by its keyed hash.
     fn read_fetched_pack(&self, name: &str) -> Result<CheckedPack, BackupError> {
-        let path = crate::pack_path(&self.dir, name);
-        let file = crate::pack::open_pack(&path, name)?;
-        let size = file.metadata().at(&path)?.len();
-        let pack = PackReader::from_file(file, name, &self.keys)?;
-        self.gather(pack, name, size)
+        let size = match &self.remote {
+            Some(packs) => packs.size(name)?,
+            None => {
+                let path = crate::pack_path(&self.dir, name);
+                std::fs::metadata(&path).at(&path)?.len()
+            }
+        };
+        self.gather(self.open_pack(name)?, name, size)
+    }
+
+    /// The names of the pack files here, sorted.
+    fn local_pack_names(&self) -> Result<Vec<String>, BackupError> {
+        let packs = self.dir.join("packs");
+        let mut names = vec![];
+        for sub in std::fs::read_dir(&packs).at(&packs)?.flatten() {
+            for f in std::fs::read_dir(sub.path()).at(sub.path())?.flatten() {
+                names.push(f.file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
     }
 
     /// A pack's table, and its tree and snapshot blobs decrypted and checked.

@@ -21,6 +21,9 @@ pub struct Repo {
     /// Hearth's database, holding the index and catalogue.
     pub db: PathBuf,
     pub(crate) keys: Keys,
+    /// Set for a restore straight from the bucket: packs are read there,
+    /// not in `dir` ([`crate::remote::restore_from_bucket`]).
+    pub(crate) remote: Option<std::sync::Arc<crate::remote::Packs>>,
 }
 
 /// One row of the snapshot catalogue.
@@ -69,6 +72,7 @@ impl Repo {
             dir: dir.to_path_buf(),
             db: db.to_path_buf(),
             keys,
+            remote: None,
         })
     }
 
@@ -85,7 +89,24 @@ impl Repo {
             dir: dir.to_path_buf(),
             db: db.to_path_buf(),
             keys,
+            remote: None,
         })
+    }
+
+    /// A scratch repository in `dir` whose packs are the bucket's, for a
+    /// restore straight from it.
+    pub(crate) fn streaming(
+        dir: &Path,
+        db: &Path,
+        keys: Keys,
+        packs: std::sync::Arc<crate::remote::Packs>,
+    ) -> Repo {
+        Repo {
+            dir: dir.to_path_buf(),
+            db: db.to_path_buf(),
+            keys,
+            remote: Some(packs),
+        }
     }
 
     /// The plaintext key file, for `hearth backup key export`.

@@ -14,6 +14,7 @@
 mod check;
 mod heal;
 mod recover;
+mod stream;
 mod upload;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,8 @@ pub use check::{RemoteDamage, RemoteVerifyReport};
 pub use heal::HealReport;
 pub use hearth_s3::{Client, DEFAULT_REGION, S3Error, Target};
 pub use recover::{DownloadReport, recover};
+pub(crate) use stream::{FetchFailed, PackInput, Packs};
+pub use stream::{KeySource, StreamReport, restore_from_bucket};
 pub use upload::{UploadProgress, UploadReport};
 
 /// What the dashboard and `hearth backup target show` say about the target.

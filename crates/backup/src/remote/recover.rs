@@ -104,7 +104,7 @@ fn recover_repository(
 
 /// The repository to recover: `repo_id`, or the only one in the bucket;
 /// refused if `dir` already holds another.
-fn find_repository(
+pub(super) fn find_repository(
     client: &Client,
     dir: &Path,
     repo_id: Option<&str>,
@@ -228,6 +228,6 @@ pub(super) fn fetch_pack(
     Ok(Ok(n))
 }
 
-fn other(message: String) -> RemoteError {
+pub(super) fn other(message: String) -> RemoteError {
     RemoteError::S3(S3Error::Other(message))
 }
