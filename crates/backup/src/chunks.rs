@@ -1,12 +1,20 @@
 //! Reading chunks back by id, and recording packs in the index.
 
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
 use hearth_store::rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
     Repo,
     error::BackupError,
-    pack::{FinishedPack, PackReader},
-    remote::PackInput,
+    pack::{FinishedPack, PackReader, READ_THROUGH},
+    remote::{PackInput, cipher_end},
 };
 
 /// Where the index says a chunk is.
@@ -25,6 +33,12 @@ pub(crate) struct ChunkSource<'a> {
     repo: &'a Repo,
     conn: Connection,
     open: Option<(String, PackReader<PackInput>)>,
+    /// For a pack read from the bucket: where to say how far reading goes.
+    ahead: Option<Arc<AtomicU64>>,
+    /// For a restore from the bucket: the stretches of each pack that the
+    /// files in hand need, merged across gaps the pack reader reads
+    /// through ([`ChunkSource::plan`]).
+    plan: HashMap<String, Vec<(u64, u64)>>,
     /// One decompression context, reused: making one per chunk costs more
     /// than decompressing a small chunk.
     unzstd: Option<zstd::bulk::Decompressor<'static>>,
@@ -36,6 +50,8 @@ impl<'a> ChunkSource<'a> {
             repo,
             conn: repo.reader()?,
             open: None,
+            ahead: None,
+            plan: HashMap::new(),
             unzstd: zstd::bulk::Decompressor::new().ok(),
         })
     }
@@ -58,6 +74,35 @@ impl<'a> ChunkSource<'a> {
             })
             .optional()?
             .ok_or_else(|| BackupError::MissingChunk(hex::encode(id)))
+    }
+
+    /// Notes which stretches of which packs the chunks `ids` (the files a
+    /// restore writer has in hand) lie in, so that a pack in the bucket is
+    /// fetched in one request per stretch rather than piece by piece.
+    /// Nothing to do for packs here, whose reads the page cache serves.
+    pub(crate) fn plan<'i>(&mut self, ids: impl Iterator<Item = &'i [u8; 32]>) {
+        self.plan.clear();
+        if self.repo.remote.is_none() {
+            return;
+        }
+        let mut spans: HashMap<String, Vec<(u64, u64)>> = HashMap::new();
+        for id in ids {
+            if let Ok(loc) = self.locate(id) {
+                let end = loc.offset + u64::from(loc.length);
+                spans.entry(loc.pack).or_default().push((loc.offset, end));
+            }
+        }
+        for (pack, mut s) in spans {
+            s.sort_unstable();
+            let mut merged: Vec<(u64, u64)> = Vec::with_capacity(s.len());
+            for (a, b) in s {
+                match merged.last_mut() {
+                    Some(last) if a <= last.1 + READ_THROUGH => last.1 = last.1.max(b),
+                    _ => merged.push((a, b)),
+                }
+            }
+            self.plan.insert(pack, merged);
+        }
     }
 
     /// The plaintext of chunk `id`, verified against its keyed hash.
@@ -88,7 +133,18 @@ impl<'a> ChunkSource<'a> {
             .map(|(n, _)| n != &loc.pack)
             .unwrap_or(true)
         {
-            self.open = Some((loc.pack.clone(), self.repo.open_pack(&loc.pack)?));
+            let (reader, ahead) = self.repo.open_pack_ahead(&loc.pack)?;
+            self.open = Some((loc.pack.clone(), reader));
+            self.ahead = ahead;
+        }
+        if let Some(ahead) = &self.ahead {
+            let end = loc.offset + u64::from(loc.length);
+            let until = self
+                .plan
+                .get(&loc.pack)
+                .and_then(|s| s.iter().find(|(a, b)| *a <= loc.offset && end <= *b))
+                .map_or(end, |(_, b)| *b);
+            ahead.store(cipher_end(until), Ordering::Relaxed);
         }
         let Some((_, reader)) = self.open.as_mut() else {
             return Err(BackupError::MissingPack(loc.pack.clone()));

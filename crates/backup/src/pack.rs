@@ -355,10 +355,14 @@ pub(crate) struct PackReader<R: Read + Seek> {
     /// pack order, and a seek discards the read buffer and re-decrypts the
     /// 64 KiB piece, so short forward gaps are read through instead.
     pos: Option<u64>,
+    /// The largest forward gap read through rather than sought over.
+    read_through: u64,
 }
 
-/// The largest forward gap read through rather than sought over.
-const READ_THROUGH: u64 = 1 << 20;
+/// [`PackReader`]'s gap for a file here, where reading on is cheaper than
+/// decrypting a piece twice. A pack in the bucket sets its own: there a
+/// gap read through is a gap fetched.
+pub(crate) const READ_THROUGH: u64 = 1 << 20;
 
 impl<R: Read + Seek> PackReader<R> {
     /// Reads a pack from any seekable input: a file, or bytes in memory
@@ -368,7 +372,14 @@ impl<R: Read + Seek> PackReader<R> {
             name: name.to_string(),
             stream: decrypt(input, keys, name)?,
             pos: Some(0),
+            read_through: READ_THROUGH,
         })
+    }
+
+    /// Sets the largest forward gap read through rather than sought over.
+    pub(crate) fn read_through(mut self, gap: u64) -> Self {
+        self.read_through = gap;
+        self
     }
 
     fn bad(&self, reason: impl Into<String>) -> BackupError {
@@ -396,7 +407,7 @@ impl<R: Read + Seek> PackReader<R> {
     /// The stored bytes at `offset`, `length` long.
     pub(crate) fn read_at(&mut self, offset: u64, length: u32) -> Result<Vec<u8>, BackupError> {
         match self.pos {
-            Some(pos) if offset >= pos && offset - pos <= READ_THROUGH => {
+            Some(pos) if offset >= pos && offset - pos <= self.read_through => {
                 let gap = offset - pos;
                 let skipped =
                     std::io::copy(&mut (&mut self.stream).take(gap), &mut std::io::sink());

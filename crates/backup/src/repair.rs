@@ -17,6 +17,7 @@ use std::{
     collections::HashSet,
     io::{Cursor, Read, Seek},
     path::Path,
+    sync::atomic::{AtomicU64, Ordering},
 };
 
 use hearth_store::rusqlite::{Transaction, params};
@@ -195,7 +196,7 @@ impl Repo {
         }
         let size = bytes.len() as u64;
         let pack = PackReader::from_reader(Cursor::new(bytes), name, &self.keys)?;
-        self.gather(pack, name, size)
+        self.gather(pack, name, size, None)
     }
 
     /// [`Repo::check_pack`] for a pack whose name was checked as it was
@@ -211,7 +212,8 @@ impl Repo {
                 std::fs::metadata(&path).at(&path)?.len()
             }
         };
-        self.gather(self.open_pack(name)?, name, size)
+        let (pack, ahead) = self.open_pack_ahead(name)?;
+        self.gather(pack, name, size, ahead.as_deref())
     }
 
     /// The names of the pack files here, sorted.
@@ -233,12 +235,18 @@ impl Repo {
         mut pack: PackReader<R>,
         name: &str,
         size: u64,
+        ahead: Option<&AtomicU64>,
     ) -> Result<CheckedPack, BackupError> {
         let bad = bad_pack(name);
         let entries = pack.table()?;
         let mut trees = vec![];
         let mut snapshots = vec![];
         for e in entries.iter().filter(|e| e.kind != Kind::Data) {
+            // A pack in the bucket: fetch what this blob needs, not more.
+            if let Some(ahead) = ahead {
+                let end = e.offset + u64::from(e.length);
+                ahead.store(crate::remote::cipher_end(end), Ordering::Relaxed);
+            }
             let stored = pack.read_at(e.offset, e.length)?;
             let plain = unpack(Cow::Borrowed(&stored), e, &self.keys).map_err(&bad)?;
             if e.kind == Kind::Tree {

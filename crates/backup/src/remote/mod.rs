@@ -28,7 +28,7 @@ pub use check::{RemoteDamage, RemoteVerifyReport};
 pub use heal::HealReport;
 pub use hearth_s3::{Client, DEFAULT_REGION, S3Error, Target};
 pub use recover::{DownloadReport, recover};
-pub(crate) use stream::{FetchFailed, PackInput, Packs};
+pub(crate) use stream::{FetchFailed, PackInput, Packs, cipher_end};
 pub use stream::{KeySource, StreamReport, restore_from_bucket};
 pub use upload::{UploadProgress, UploadReport};
 

@@ -17,8 +17,8 @@ use std::{
     io::{BufReader, Read, Seek, SeekFrom},
     path::{Path, PathBuf},
     sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -33,11 +33,19 @@ use crate::{
 
 /// One age STREAM piece as stored: 64 KiB of plaintext and its 16-byte tag.
 const PIECE: u64 = 64 * 1024 + 16;
-/// The first request at a new place asks for one piece; each request that
-/// continues where the last one ended asks for twice as much, up to this:
-/// a large file's chunks come in few requests, and a run of small files
-/// ends without fetching far past what it needed.
-const MAX_REQUEST: u64 = 64 * PIECE;
+/// The most one request asks for. A restore tells each reader how far its
+/// run of files reaches in the pack ([`RangeReader::ahead`]), and a request
+/// asks for exactly that much, up to this: Garage reads and checks a whole
+/// 1 MiB block for any range in it, so a few large requests cost it far
+/// less than many small ones. Without a hint (reading a pack's table), the
+/// first request at a new place asks for one piece and each that continues
+/// where the last ended asks for twice as much.
+const MAX_REQUEST: u64 = 128 * PIECE;
+/// The most an age header of one X25519 recipient and the payload nonce
+/// take before the first piece (about 200 bytes): a hint given in
+/// plaintext offsets is turned into ciphertext ones with it. A header
+/// larger than this only makes a request end early, never read wrongly.
+const HEADER_MAX: u64 = 1024;
 /// Index requests in flight at once: each is small and waits on the
 /// network, not on a core.
 const INDEX_REQUESTS: usize = 8;
@@ -51,7 +59,17 @@ pub(crate) struct Packs {
     /// Bytes fetched so far, for the report.
     fetched: AtomicU64,
     requests: AtomicU64,
+    /// Each pack's first and last pieces, fetched while the key is
+    /// unsealed ([`Packs::warm_up`]), taken by the pack's first reader.
+    warm: Mutex<HashMap<String, Vec<(u64, Vec<u8>)>>>,
 }
+
+/// How much of a pack's end is fetched ahead: its footer and, for all but
+/// the packs of many small files, its whole table.
+const WARM_TAIL: u64 = 4 * PIECE;
+/// The most fetched ahead in all, so a large repository does not hold
+/// gigabytes of pack ends while the key is unsealed.
+const WARM_BYTES: u64 = 64 << 20;
 
 impl std::fmt::Debug for Packs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,17 +95,72 @@ impl Packs {
             .ok_or_else(|| BackupError::MissingPack(name.to_string()))
     }
 
+    /// Fetches the first and last pieces of as many packs as
+    /// [`WARM_BYTES`] allows, several at a time, until done or `stop`.
+    /// A failed fetch is left to the reader that needs it to report.
+    fn warm_up(&self, stop: &AtomicBool) {
+        let mut budget = WARM_BYTES;
+        let mut plan = vec![];
+        for name in self.names() {
+            let len = self.sizes[&name];
+            let head = PIECE.min(len);
+            let tail = len.saturating_sub(WARM_TAIL).max(head);
+            let ranges = if tail == head {
+                vec![(0, len)]
+            } else {
+                vec![(0, head), (tail, len - tail)]
+            };
+            let Some(left) = budget.checked_sub(ranges.iter().map(|r| r.1).sum()) else {
+                break;
+            };
+            budget = left;
+            plan.push((name, ranges));
+        }
+        let _: Result<(), hearth_s3::S3Error> = crate::parallel::in_parallel(
+            INDEX_REQUESTS,
+            plan,
+            |(name, ranges)| {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
+                let key = pack_key(&self.prefix, &name);
+                let blocks = ranges
+                    .into_iter()
+                    .map(|(at, n)| Ok((at, self.client.get_range(&key, at, n)?)))
+                    .collect::<Result<Vec<_>, hearth_s3::S3Error>>()?;
+                Ok(Some((name, blocks)))
+            },
+            |fetched| {
+                if let Some((name, blocks)) = fetched {
+                    for (_, b) in &blocks {
+                        self.fetched.fetch_add(b.len() as u64, Ordering::Relaxed);
+                        self.requests.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Ok(mut warm) = self.warm.lock() {
+                        warm.insert(name, blocks);
+                    }
+                }
+                Ok(())
+            },
+        );
+    }
+
     /// Pack `name` as a seekable reader, its first piece (age's header
     /// with it) already fetched: a bucket that does not answer is named as
     /// such here, not mistaken by age for a damaged header.
     pub(crate) fn reader(self: &Arc<Self>, name: &str) -> Result<RangeReader, BackupError> {
+        let warm = self.warm.lock().ok().and_then(|mut w| w.remove(name));
         let mut r = RangeReader {
             len: self.size(name)?,
             key: pack_key(&self.prefix, name),
             packs: self.clone(),
             pos: 0,
-            blocks: Vec::with_capacity(2),
+            blocks: warm.unwrap_or_default(),
+            ahead: Arc::new(AtomicU64::new(0)),
         };
+        if !r.blocks.is_empty() {
+            return Ok(r);
+        }
         r.fetch().map_err(|e| BackupError::Fetch {
             pack: name.to_string(),
             reason: e.to_string(),
@@ -120,19 +193,30 @@ pub(crate) struct RangeReader {
     pos: u64,
     /// (start, bytes), oldest first; at most two.
     blocks: Vec<(u64, Vec<u8>)>,
+    /// Where the reader's user will stop reading, as a ciphertext offset
+    /// (0: not known), set through [`RangeReader::ahead`].
+    ahead: Arc<AtomicU64>,
 }
 
 impl RangeReader {
+    /// A handle for saying how far reading will go ([`cipher_end`]), kept
+    /// by the user while age owns the reader.
+    pub(crate) fn ahead(&self) -> Arc<AtomicU64> {
+        self.ahead.clone()
+    }
+
     fn fetch(&mut self) -> std::io::Result<()> {
         let sequential = self
             .blocks
             .last()
             .is_some_and(|(start, b)| start + b.len() as u64 == self.pos);
+        let until = self.ahead.load(Ordering::Relaxed);
         let want = match self.blocks.last() {
-            Some((_, b)) if sequential => (2 * b.len() as u64).clamp(PIECE, MAX_REQUEST),
+            _ if until > self.pos => (until - self.pos).max(PIECE),
+            Some((_, b)) if sequential => 2 * b.len() as u64,
             _ => PIECE,
         };
-        let len = want.min(self.len - self.pos);
+        let len = want.clamp(PIECE, MAX_REQUEST).min(self.len - self.pos);
         let bytes = self
             .packs
             .client
@@ -183,6 +267,12 @@ impl Seek for RangeReader {
     }
 }
 
+/// The ciphertext offset by which a pack's plaintext up to `plain_end` has
+/// been read: the end of the age piece holding its last byte.
+pub(crate) fn cipher_end(plain_end: u64) -> u64 {
+    HEADER_MAX + plain_end.div_ceil(PIECE - 16) * PIECE
+}
+
 /// Where a pack is read from: a file here, or its object in the bucket.
 pub(crate) enum PackInput {
     File(BufReader<File>),
@@ -209,16 +299,27 @@ impl Seek for PackInput {
 
 impl Repo {
     /// Opens pack `name` for random reads: from the bucket when this is a
-    /// restore from it, else the file here.
-    pub(crate) fn open_pack(&self, name: &str) -> Result<PackReader<PackInput>, BackupError> {
-        let input = match &self.remote {
-            Some(packs) => PackInput::Bucket(packs.reader(name)?),
+    /// restore from it, else the file here. With the bucket, also the
+    /// reader's handle for saying how far reading will go
+    /// ([`RangeReader::ahead`]).
+    pub(crate) fn open_pack_ahead(
+        &self,
+        name: &str,
+    ) -> Result<(PackReader<PackInput>, Option<Arc<AtomicU64>>), BackupError> {
+        Ok(match &self.remote {
+            Some(packs) => {
+                let r = packs.reader(name)?;
+                let ahead = r.ahead();
+                let reader = PackReader::from_reader(PackInput::Bucket(r), name, &self.keys)?;
+                // Only gaps inside the piece in hand are read through.
+                (reader.read_through(PIECE - 16), Some(ahead))
+            }
             None => {
                 let file = open_pack(&pack_path(&self.dir, name), name)?;
-                PackInput::File(BufReader::with_capacity(256 * 1024, file))
+                let input = PackInput::File(BufReader::with_capacity(256 * 1024, file));
+                (PackReader::from_reader(input, name, &self.keys)?, None)
             }
-        };
-        PackReader::from_reader(input, name, &self.keys)
+        })
     }
 
     /// The threads that read packs for a repair: on every core here, or
@@ -277,7 +378,8 @@ pub fn restore_from_bucket(
     progress: &Progress,
 ) -> Result<(RestoreReport, StreamReport), RemoteError> {
     let _guard = ScratchDir::take(scratch)?;
-    let (id, keys) = match key {
+    // The device's key, or the bucket's key.age to unseal.
+    let (id, key) = match key {
         KeySource::Device(key_path) => {
             let keys = Keys::load(key_path)?;
             if let Some(other) = repo_id.filter(|want| *want != keys.repo_id) {
@@ -286,14 +388,13 @@ pub fn restore_from_bucket(
                     keys.repo_id
                 )));
             }
-            (keys.repo_id.clone(), keys)
+            (keys.repo_id.clone(), Ok(keys))
         }
         KeySource::Passphrase(passphrase) => {
             let id = super::recover::find_repository(&client, scratch, repo_id)?;
             let object = format!("{}key.age", prefix(&id));
             let sealed = client.get(&object)?;
-            let keys = Keys::unseal_bytes(&sealed, passphrase, Path::new(&object))?;
-            (id, keys)
+            (id, Err((object, sealed, passphrase)))
         }
     };
     let sizes = listed_packs(&client, &prefix(&id))?;
@@ -302,15 +403,36 @@ pub fn restore_from_bucket(
             "the bucket holds no packs of repository {id}"
         )));
     }
-    let db = scratch.join("index.db");
-    hearth_store::Store::open(&db).map_err(crate::repo::store_err)?;
     let packs = Arc::new(Packs {
         client,
         prefix: prefix(&id),
         sizes,
         fetched: AtomicU64::new(0),
         requests: AtomicU64::new(0),
+        warm: Mutex::new(HashMap::new()),
     });
+    let keys = match key {
+        Ok(keys) => keys,
+        // The passphrase's scrypt (over a second of one core here) runs
+        // on its own thread while the packs' ends, which the index needs
+        // first, are fetched; a wrong passphrase stops those fetches.
+        Err((object, sealed, passphrase)) => {
+            let stop = AtomicBool::new(false);
+            std::thread::scope(|s| {
+                let unsealing = s.spawn(|| {
+                    let keys = Keys::unseal_bytes(&sealed, passphrase, Path::new(&object));
+                    stop.store(keys.is_err(), Ordering::Relaxed);
+                    keys
+                });
+                packs.warm_up(&stop);
+                unsealing
+                    .join()
+                    .unwrap_or_else(|_| Err(BackupError::Crypto("unsealing the key failed".into())))
+            })?
+        }
+    };
+    let db = scratch.join("index.db");
+    hearth_store::Store::open(&db).map_err(crate::repo::store_err)?;
     let repo = Repo::streaming(scratch, &db, keys, packs.clone());
     let index = repo.repair_index()?;
     let snap = repo.snapshot(snapshot)?;
