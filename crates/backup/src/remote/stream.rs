@@ -61,8 +61,11 @@ pub(crate) struct Packs {
     requests: AtomicU64,
     /// Each pack's first and last pieces, fetched while the key is
     /// unsealed ([`Packs::warm_up`]), taken by the pack's first reader.
-    warm: Mutex<HashMap<String, Vec<(u64, Vec<u8>)>>>,
+    warm: Mutex<HashMap<String, Vec<Block>>>,
 }
+
+/// A stretch of a pack's object fetched: where it starts, and its bytes.
+type Block = (u64, Vec<u8>);
 
 /// How much of a pack's end is fetched ahead: its footer and, for all but
 /// the packs of many small files, its whole table.
@@ -191,8 +194,8 @@ pub(crate) struct RangeReader {
     key: String,
     len: u64,
     pos: u64,
-    /// (start, bytes), oldest first; at most two.
-    blocks: Vec<(u64, Vec<u8>)>,
+    /// Oldest first; at most two.
+    blocks: Vec<Block>,
     /// Where the reader's user will stop reading, as a ciphertext offset
     /// (0: not known), set through [`RangeReader::ahead`].
     ahead: Arc<AtomicU64>,
@@ -238,7 +241,7 @@ impl Read for RangeReader {
             return Ok(0);
         }
         let pos = self.pos;
-        let held = |(start, b): &(u64, Vec<u8>)| pos >= *start && pos < start + b.len() as u64;
+        let held = |(start, b): &Block| pos >= *start && pos < start + b.len() as u64;
         if !self.blocks.iter().any(held) {
             self.fetch()?;
         }
