@@ -13,8 +13,10 @@
 #   - a full restore from the bucket alone: for Hearth, an empty data folder
 #     with the S3 settings and the passphrase (`restore 1 --from s3`, which
 #     reads the packs where they lie), for restic `restore latest`;
-#   - for Hearth alone, a disaster recovery into another empty data folder
-#     (`repair-index --recover-key --from s3`: every pack copied down).
+#   - for Hearth alone, the other way back: a disaster recovery into another
+#     empty data folder (`repair-index --recover-key --from s3`: every pack
+#     copied down), then `restore 1` from those packs; the two summed are
+#     compared with restic too.
 # The last round also times a rerun with no change. Prints medians, spreads,
 # peak RSS and the ratios of the medians.
 set -euo pipefail
@@ -94,6 +96,12 @@ restore() {  # TOOL NAME
     settle
     timed "$recovery.dr" "$hearth" --config "$work/hearth.toml" backup --data "$rd" \
       repair-index --recover-key --from s3 --passphrase-file "$work/pp"
+    timed "$recovery.rs" "$hearth" --config "$work/hearth.toml" backup --data "$rd" \
+      restore 1 --target "$out.2"
+    diff -r "$data" "$out.2" >/dev/null || { echo "bench: hearth's second restore differs" >&2; exit 1; }
+    # The two steps summed, as the other way back (NAME.two).
+    paste -d' ' "$work/$recovery.dr" "$work/$recovery.rs" \
+      | awk '{ printf "%.2f %d\n", $1 + $3, ($2 > $4 ? $2 : $4) }' > "$work/$recovery.two"
   fi
 }
 
@@ -144,7 +152,11 @@ synced() { for r in $(seq "$rounds"); do awk '{ s += $1 } END { printf "%.2f\n",
 row "  restore + sync, MiB/s (median)" "$(mbs "$(synced hearth-restore)")" "$(mbs "$(synced restic-restore)")" \
   "$(ratio "$(synced restic-restore)" "$(synced hearth-restore)")x"
 steps() { for r in $(seq "$rounds"); do cut -d' ' -f1 "$work/hearth-restore-$r.$1"; done | sort -g | tr '\n' ' '; }
-row "hearth: disaster recovery, s" "$(steps dr)" "" ""
+two() { for r in $(seq "$rounds"); do cut -d' ' -f1 "$work/hearth-restore-$r.two"; done | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+row "recovery, then restore here, MiB/s" "$(mbs "$(two)")" "$(mbs "$(median restic-restore)")" \
+  "$(ratio "$(median restic-restore)" "$(two)")x"
+row "  hearth: disaster recovery, s" "$(steps dr)" "" ""
+row "  hearth: restore from its packs, s" "$(steps rs)" "" ""
 row "peak RSS, backups, MiB" "$(peak hearth-first)" "$(peak restic-first)" "$(ratio "$(peak hearth-first)" "$(peak restic-first)")"
 row "peak RSS, restores, MiB" "$(peak hearth-restore)" "$(peak restic-restore)" "$(ratio "$(peak hearth-restore)" "$(peak restic-restore)")"
 steprss() { for r in $(seq "$rounds"); do echo $(( $(cut -d' ' -f2 "$work/hearth-restore-$r.$1") / 1024 )); done | sort -g | tr '\n' ' '; }
