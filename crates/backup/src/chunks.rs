@@ -36,8 +36,9 @@ pub(crate) struct ChunkSource<'a> {
     /// For a pack read from the bucket: where to say how far reading goes.
     ahead: Option<Arc<AtomicU64>>,
     /// For a restore from the bucket: the stretches of each pack that the
-    /// files in hand need, merged across gaps the pack reader reads
-    /// through ([`ChunkSource::plan`]).
+    /// files in hand need, merged across gaps of up to [`READ_THROUGH`]
+    /// (fetching such a gap costs less than another request)
+    /// ([`ChunkSource::plan`]).
     plan: HashMap<String, Vec<(u64, u64)>>,
     /// One decompression context, reused: making one per chunk costs more
     /// than decompressing a small chunk.

@@ -488,3 +488,72 @@ impl Drop for ScratchDir {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pack::{Kind, PackWriter};
+
+    /// A real pack of one 200 KB blob (four age pieces), and the bucket's
+    /// view of it: a client whose endpoint refuses connections, with the
+    /// pack's first `held` bytes already fetched.
+    fn pack_behind_a_dead_bucket(held: usize) -> (Arc<Packs>, String, Keys, u64, u32) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        let keys = Keys::generate("test".into()).unwrap();
+        let blob: Vec<u8> = (0..200_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let mut w = PackWriter::create(dir.path(), &keys).unwrap();
+        w.add(keys.chunk_id(&blob), Kind::Data, &blob, false, blob.len())
+            .unwrap();
+        let done = w.finish(dir.path(), &keys).unwrap();
+        let bytes = std::fs::read(pack_path(dir.path(), &done.name)).unwrap();
+        let target = hearth_s3::Target {
+            endpoint: "http://127.0.0.1:9".into(),
+            region: "garage".into(),
+            bucket: "hearth".into(),
+            access_key: "GK31c2f218a2e44f485b94239e".into(),
+            ca: String::new(),
+        };
+        let held = bytes[..held.min(bytes.len())].to_vec();
+        let packs = Arc::new(Packs {
+            client: Client::new(&target, "0123456789abcdef0123456789abcdef").unwrap(),
+            prefix: "hearth/test/".into(),
+            sizes: HashMap::from([(done.name.clone(), bytes.len() as u64)]),
+            fetched: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            warm: Mutex::new(HashMap::from([(done.name.clone(), vec![(0, held)])])),
+        });
+        let e = &done.entries[0];
+        (packs, done.name, keys, e.offset, e.length)
+    }
+
+    #[test]
+    fn held_pieces_are_read_without_asking_the_bucket() {
+        let (packs, name, keys, offset, length) = pack_behind_a_dead_bucket(usize::MAX);
+        let r = PackInput::Bucket(packs.reader(&name).unwrap());
+        let mut pack = PackReader::from_reader(r, &name, &keys).unwrap();
+        assert_eq!(pack.table().unwrap().len(), 1);
+        let stored = pack.read_at(offset, length).unwrap();
+        assert_eq!(keys.chunk_id(&stored), pack.table().unwrap()[0].id);
+        assert_eq!(packs.requests.load(Ordering::Relaxed), 0);
+    }
+
+    /// A read the bucket cannot answer is named as the bucket's failure,
+    /// not as a damaged pack.
+    #[test]
+    fn a_failed_request_is_not_called_damage() {
+        let (packs, name, keys, offset, length) = pack_behind_a_dead_bucket(PIECE as usize);
+        let r = PackInput::Bucket(packs.reader(&name).unwrap());
+        let mut pack = PackReader::from_reader(r, &name, &keys).unwrap();
+        let err = pack.read_at(offset, length).unwrap_err();
+        assert!(
+            matches!(&err, BackupError::Fetch { pack, .. } if *pack == name),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with(&format!("reading pack {name} from the S3 target failed: ")),
+            "{err}"
+        );
+    }
+}
