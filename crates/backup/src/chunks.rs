@@ -14,7 +14,7 @@ use crate::{
     Repo,
     error::BackupError,
     pack::{FinishedPack, PackReader, READ_THROUGH},
-    remote::{PackInput, cipher_end},
+    source::{PackInput, cipher_end},
 };
 
 /// Where the index says a chunk is.

@@ -29,6 +29,7 @@ mod restore;
 mod retention;
 mod run;
 mod settings;
+mod source;
 mod sources;
 pub mod stages;
 mod summary;

@@ -347,6 +347,21 @@ fn decrypt<R: Read>(
         })
 }
 
+/// A failed request for part of a pack held elsewhere (the S3 target),
+/// carried inside an `io::Error` through age's reader so that
+/// [`PackReader`] can tell "the bucket did not answer" from "the pack is
+/// damaged".
+#[derive(Debug)]
+pub(crate) struct FetchFailed(pub String);
+
+impl std::fmt::Display for FetchFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FetchFailed {}
+
 /// Random access to one pack's blobs.
 pub(crate) struct PackReader<R: Read + Seek> {
     name: String,
@@ -394,7 +409,7 @@ impl<R: Read + Seek> PackReader<R> {
     fn failed(&self, what: &str, e: std::io::Error) -> BackupError {
         match e
             .get_ref()
-            .and_then(|inner| inner.downcast_ref::<crate::remote::FetchFailed>())
+            .and_then(|inner| inner.downcast_ref::<FetchFailed>())
         {
             Some(f) => BackupError::Fetch {
                 pack: self.name.clone(),

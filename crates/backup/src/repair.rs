@@ -245,7 +245,7 @@ impl Repo {
             // A pack in the bucket: fetch what this blob needs, not more.
             if let Some(ahead) = ahead {
                 let end = e.offset + u64::from(e.length);
-                ahead.store(crate::remote::cipher_end(end), Ordering::Relaxed);
+                ahead.store(crate::source::cipher_end(end), Ordering::Relaxed);
             }
             let stored = pack.read_at(e.offset, e.length)?;
             let plain = unpack(Cow::Borrowed(&stored), e, &self.keys).map_err(&bad)?;

@@ -23,7 +23,7 @@ pub struct Repo {
     pub(crate) keys: Keys,
     /// Set for a restore straight from the bucket: packs are read there,
     /// not in `dir` ([`crate::remote::restore_from_bucket`]).
-    pub(crate) remote: Option<std::sync::Arc<crate::remote::Packs>>,
+    pub(crate) remote: Option<std::sync::Arc<crate::source::Packs>>,
 }
 
 /// One row of the snapshot catalogue.
@@ -99,7 +99,7 @@ impl Repo {
         dir: &Path,
         db: &Path,
         keys: Keys,
-        packs: std::sync::Arc<crate::remote::Packs>,
+        packs: std::sync::Arc<crate::source::Packs>,
     ) -> Repo {
         Repo {
             dir: dir.to_path_buf(),

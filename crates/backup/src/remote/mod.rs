@@ -28,7 +28,6 @@ pub use check::{RemoteDamage, RemoteVerifyReport};
 pub use heal::HealReport;
 pub use hearth_s3::{Client, DEFAULT_REGION, S3Error, Target};
 pub use recover::{DownloadReport, recover};
-pub(crate) use stream::{FetchFailed, PackInput, Packs, cipher_end};
 pub use stream::{KeySource, StreamReport, restore_from_bucket};
 pub use upload::{UploadProgress, UploadReport};
 
@@ -210,10 +209,7 @@ pub(crate) fn prefix(repo_id: &str) -> String {
     format!("hearth/{repo_id}/")
 }
 
-/// The object name of a pack: the local layout under the prefix.
-pub(crate) fn pack_key(prefix: &str, name: &str) -> String {
-    format!("{prefix}packs/{}/{name}", name.get(..2).unwrap_or("xx"))
-}
+pub(crate) use crate::source::pack_key;
 
 /// Records the outcome of an attempt on the target's row.
 pub(crate) fn record_outcome(db: &Path, error: Option<&str>) -> Result<(), BackupError> {
