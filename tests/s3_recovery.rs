@@ -11,6 +11,17 @@ use crate::{
     util::TestServer,
 };
 
+/// A device with the target set that has backed up the awkward tree (its
+/// `src` folder) into the cluster.
+pub(crate) fn awkward_backup(g: &Garage) -> (Lab, std::path::PathBuf) {
+    let lab = Lab::new();
+    set_target(&lab, g);
+    let src = lab.path("src");
+    awkward_tree(&src);
+    lab.ok(&["run", src.to_str().unwrap()]);
+    (lab, src)
+}
+
 /// `repair-index --recover-key --from s3` with the right passphrase, in a
 /// data folder whose target is set; `env` is added to its environment.
 pub(crate) fn recover_from_bucket(fresh: &Lab, env: &[(&str, &str)]) {
@@ -95,11 +106,7 @@ pub(crate) fn recover_elsewhere(g: &Garage, snapshot: &str, expect: &std::path::
 #[tokio::test]
 async fn admin_page_recovers_from_the_bucket() {
     let g = Garage::start();
-    let lab = Lab::new();
-    set_target(&lab, &g);
-    let src = lab.path("src");
-    awkward_tree(&src);
-    lab.ok(&["run", src.to_str().unwrap()]);
+    let (_lab, src) = awkward_backup(&g);
 
     let server = TestServer::start();
     let mut c = server.client();

@@ -7,8 +7,9 @@ use std::fs;
 
 use crate::{
     garage::Garage,
-    lab::{Lab, PASSPHRASE, assert_same_tree, awkward_tree},
+    lab::{Lab, PASSPHRASE, assert_same_tree},
     s3::set_target,
+    s3_recovery::awkward_backup,
 };
 
 /// `restore N --target DIR --from s3` in `lab`, after `extra` flags.
@@ -34,11 +35,7 @@ fn restore_from_bucket(
 #[test]
 fn restore_reads_the_bucket_where_it_lies() {
     let g = Garage::start();
-    let lab = Lab::new();
-    set_target(&lab, &g);
-    let src = lab.path("src");
-    awkward_tree(&src);
-    lab.ok(&["run", src.to_str().unwrap()]);
+    let (lab, src) = awkward_backup(&g);
 
     // A new device given the S3 settings and the passphrase.
     let fresh = Lab::bare();

@@ -203,17 +203,24 @@ impl Repo {
 
     /// Takes the repository's single-writer lock; released on drop.
     pub(crate) fn lock(&self) -> Result<std::fs::File, BackupError> {
-        let path = self.dir.join("lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .at(&path)?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-            .map_err(|_| BackupError::Locked)?;
-        Ok(f)
+        try_lock(&self.dir.join("lock"))?.ok_or(BackupError::Locked)
     }
+}
+
+/// An exclusive `flock` on the file at `path` (created if missing),
+/// released when the file is dropped; `None` while another holds it.
+pub(crate) fn try_lock(path: &Path) -> Result<Option<std::fs::File>, BackupError> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .at(path)?;
+    Ok(
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .ok()
+            .map(|()| f),
+    )
 }
 
 pub(crate) fn store_err(e: hearth_store::StoreError) -> BackupError {

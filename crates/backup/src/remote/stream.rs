@@ -188,15 +188,9 @@ impl ScratchDir {
         if let Some(parent) = lock_path.parent() {
             std::fs::create_dir_all(parent).at(parent)?;
         }
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .at(&lock_path)?;
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
-            |_| super::recover::other("another restore from it is running on this device".into()),
-        )?;
+        let lock = crate::repo::try_lock(&lock_path)?.ok_or_else(|| {
+            super::recover::other("another restore from it is running on this device".into())
+        })?;
         if dir.exists() {
             std::fs::remove_dir_all(dir).at(dir)?;
         }
