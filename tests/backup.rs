@@ -82,8 +82,9 @@ fn unchanged_rerun_stores_almost_nothing_and_changes_are_small() {
         third < 10 << 20,
         "a one-byte change re-stores chunks, not the file: {third}"
     );
+    // `latest` is the third run's snapshot, the only one with the change.
     let target = lab.path("out");
-    lab.ok(&["restore", "3", "--target", target.to_str().unwrap()]);
+    lab.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
     assert!(fs::read(target.join("big.bin")).unwrap() == data);
 }
 
@@ -309,6 +310,15 @@ fn bad_backup_input_gets_one_clear_line() {
     assert_eq!((code, err.contains("already exists")), (2, true), "{err}");
     let (code, _, err) = lab.hearth(&["restore", "42", "--target", "/tmp/nowhere-hearth"]);
     assert_eq!((code, err.contains("no snapshot 42")), (2, true), "{err}");
+    let (code, _, err) = lab.hearth(&["restore", "latest", "--target", "/tmp/nowhere-hearth"]);
+    assert_eq!((code, err.contains("no snapshot yet")), (2, true), "{err}");
+    let (code, _, err) = lab.hearth(&["restore", "newest", "--target", "/tmp/nowhere-hearth"]);
+    assert_eq!(
+        (code, err.contains("'newest' is not a snapshot")),
+        (2, true),
+        "{err}"
+    );
+    assert!(!Path::new("/tmp/nowhere-hearth").exists());
     let (code, _, err) = lab.hearth(&["run", lab.path("absent").to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     // A damaged key file is named, not panicked over.

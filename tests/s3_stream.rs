@@ -77,7 +77,7 @@ fn restore_reads_the_bucket_where_it_lies() {
     // The device that made the backup, its packs here lost, restores with
     // its own key and no passphrase.
     fs::remove_dir_all(lab.data().join("repo/packs")).unwrap();
-    let (code, out, err) = restore_from_bucket(&lab, "1", "own-key", &[]);
+    let (code, out, err) = restore_from_bucket(&lab, "latest", "own-key", &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert_same_tree(&src, &lab.path("own-key"));
 

@@ -143,7 +143,7 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
         }
         BackupCommand::Ls { snapshot, path } => {
             let repo = open()?;
-            let snap = repo.snapshot(snapshot)?;
+            let snap = repo.pick(snapshot)?;
             let tree = repo.tree_at(&snap, &path)?;
             if args.json {
                 println!("{}", serde_json::to_string(&tree).unwrap_or_default());
@@ -194,7 +194,7 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
                     ));
                 }
                 let repo = open()?;
-                let snap = repo.snapshot(snapshot)?;
+                let snap = repo.pick(snapshot)?;
                 repo.restore(&snap, &path, &target)?
             };
             println!(

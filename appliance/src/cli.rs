@@ -4,6 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
+use hearth_backup::Which;
 
 /// Hearth: a home server for a Raspberry Pi. Encrypted backups, a local
 /// board for the hotspot and an admin panel, in one binary.
@@ -73,13 +74,15 @@ pub enum BackupCommand {
     List,
     /// List a folder inside a snapshot.
     Ls {
-        snapshot: i64,
+        /// A number from `list`, or latest.
+        snapshot: Which,
         #[arg(default_value = "")]
         path: String,
     },
     /// Restore a snapshot, or one path in it, into a folder.
     Restore {
-        snapshot: i64,
+        /// A number from `list`, or latest (the newest, of any folder).
+        snapshot: Which,
         /// Where to restore to; the snapshot's own folder restores in place.
         #[arg(long, value_name = "DIR")]
         target: PathBuf,

@@ -59,6 +59,7 @@ impl From<hearth_backup::BackupError> for Failure {
             | B::WeakPassphrase
             | B::WrongPassphrase(_)
             | B::NoSnapshot(_)
+            | B::NoSnapshots
             | B::NoSuchPath(_)
             | B::BadSource { .. }
             | B::Locked => Failure::BadInput(e.to_string()),

@@ -267,7 +267,7 @@ pub(crate) fn restore(
     scratch: &std::path::Path,
     passphrase: Option<&str>,
     repo_id: Option<&str>,
-    snapshot: i64,
+    snapshot: hearth_backup::Which,
     path: &str,
     target: &std::path::Path,
 ) -> Result<hearth_backup::RestoreReport, Failure> {

@@ -31,6 +31,8 @@ pub enum BackupError {
     BadTree { id: String, reason: String },
     #[error("no snapshot {0}")]
     NoSnapshot(String),
+    #[error("there is no snapshot yet")]
+    NoSnapshots,
     #[error("{0} is not in that snapshot")]
     NoSuchPath(String),
     #[error("{path} cannot be backed up: {reason}")]

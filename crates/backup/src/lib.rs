@@ -43,7 +43,7 @@ pub use key::{Keys, MIN_PASSPHRASE_LEN};
 pub use pack::pack_path;
 pub use prune::PruneReport;
 pub use repair::RepairReport;
-pub use repo::{Repo, Snapshot};
+pub use repo::{Repo, Snapshot, Which};
 pub use restore::{Progress, RestoreReport};
 pub use retention::{Decision, Retention};
 pub use run::RunReport;

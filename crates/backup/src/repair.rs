@@ -241,11 +241,13 @@ impl Repo {
         let entries = pack.table()?;
         let mut trees = vec![];
         let mut snapshots = vec![];
-        for e in entries.iter().filter(|e| e.kind != Kind::Data) {
-            // A pack in the bucket: fetch what this blob needs, not more.
-            if let Some(ahead) = ahead {
-                let end = e.offset + u64::from(e.length);
-                ahead.store(crate::source::cipher_end(end), Ordering::Relaxed);
+        let wanted: Vec<&Entry> = entries.iter().filter(|e| e.kind != Kind::Data).collect();
+        let reach = ahead.map(|_| crate::source::reach(&wanted));
+        for (i, e) in wanted.iter().enumerate() {
+            // A pack in the bucket: fetch what this blob and the ones
+            // close after it need, not more.
+            if let (Some(ahead), Some(reach)) = (ahead, &reach) {
+                ahead.store(crate::source::cipher_end(reach[i]), Ordering::Relaxed);
             }
             let stored = pack.read_at(e.offset, e.length)?;
             let plain = unpack(Cow::Borrowed(&stored), e, &self.keys).map_err(&bad)?;

@@ -155,6 +155,14 @@ impl Repo {
             .ok_or_else(|| BackupError::NoSnapshot(id.to_string()))
     }
 
+    /// The snapshot `which` names: by number, or the newest of all.
+    pub fn pick(&self, which: Which) -> Result<Snapshot, BackupError> {
+        match which {
+            Which::Id(id) => self.snapshot(id),
+            Which::Latest => self.snapshots()?.pop().ok_or(BackupError::NoSnapshots),
+        }
+    }
+
     /// The latest snapshot of `source`, if any.
     pub fn latest(&self, source: &str) -> Result<Option<Snapshot>, BackupError> {
         Ok(self.snapshots()?.into_iter().rfind(|s| s.source == source))
@@ -236,4 +244,27 @@ pub(crate) fn store_err(e: hearth_store::StoreError) -> BackupError {
 /// Writes a small file durably (`hearth_system::write_durably`).
 pub(crate) fn write_durably(path: &Path, data: &[u8]) -> Result<(), BackupError> {
     hearth_system::write_durably(path, data).at(path)
+}
+
+/// A snapshot as a user names one: its number (`hearth backup list`), or
+/// `latest`, the newest of all, whichever folder it is of (what restic's
+/// `latest` means too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    Id(i64),
+    Latest,
+}
+
+impl std::str::FromStr for Which {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Which, String> {
+        match s.parse::<i64>() {
+            _ if s == "latest" => Ok(Which::Latest),
+            Ok(id) if id > 0 => Ok(Which::Id(id)),
+            _ => Err(format!(
+                "'{s}' is not a snapshot: give its number (from `hearth backup list`) or latest"
+            )),
+        }
+    }
 }

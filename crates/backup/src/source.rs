@@ -385,6 +385,32 @@ pub(crate) fn cipher_end(plain_end: u64) -> u64 {
     HEADER_MAX + plain_end.div_ceil(PIECE - 16) * PIECE
 }
 
+/// For blobs to be read in this order from a pack in the bucket (a pack's
+/// tree and snapshot blobs, while indexing it), how far each one's request
+/// should reach: on to the end of the blobs after it that lie within
+/// [`NEAR`] of the one before, so blobs close together come in one
+/// request, which costs Garage far less than one each.
+pub(crate) fn reach(blobs: &[&crate::pack::Entry]) -> Vec<u64> {
+    let mut reach: Vec<u64> = blobs
+        .iter()
+        .map(|e| e.offset + u64::from(e.length))
+        .collect();
+    for i in (1..blobs.len()).rev() {
+        let (before, e) = (blobs[i - 1], blobs[i]);
+        let before_end = before.offset + u64::from(before.length);
+        if e.offset >= before_end
+            && e.offset - before_end <= NEAR
+            && reach[i] - before.offset <= MAX_REQUEST
+        {
+            reach[i - 1] = reach[i];
+        }
+    }
+    reach
+}
+
+/// Blobs at most this far apart are fetched in one request by [`reach`].
+const NEAR: u64 = BLOCK / 2;
+
 /// Where a pack is read from: a file here, or its object in the bucket.
 pub(crate) enum PackInput {
     File(BufReader<File>),
@@ -562,6 +588,42 @@ mod tests {
         blocks.dedup();
         assert_eq!(blocks.len(), n, "a block was asked for twice: {asked:?}");
         assert_eq!(n as u64, (bytes.len() as u64).div_ceil(BLOCK), "{asked:?}");
+    }
+
+    /// Tree blobs close together are fetched in one request while
+    /// indexing; one far off, or one that would make the request too
+    /// large, in a request of its own.
+    #[test]
+    fn blobs_close_together_share_a_request() {
+        let blob = |offset: u64, length: u32| crate::pack::Entry {
+            id: [0; 32],
+            kind: Kind::Tree,
+            zstd: true,
+            offset,
+            length,
+            raw_length: length,
+        };
+        let far = 3 * BLOCK;
+        let big = MAX_REQUEST as u32 - 10;
+        let blobs = [
+            blob(0, 100),
+            blob(200, 100),
+            blob(300 + NEAR, 50),
+            blob(far, 10),
+            blob(far + 20, big),
+        ];
+        let refs: Vec<_> = blobs.iter().collect();
+        let end = |b: &crate::pack::Entry| b.offset + u64::from(b.length);
+        assert_eq!(
+            reach(&refs),
+            vec![
+                end(&blobs[2]),
+                end(&blobs[2]),
+                end(&blobs[2]),
+                end(&blobs[3]),
+                end(&blobs[4])
+            ]
+        );
     }
 
     #[test]

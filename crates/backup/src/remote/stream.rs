@@ -25,7 +25,7 @@ use hearth_s3::Client;
 
 use super::{RemoteError, listed_packs, prefix};
 use crate::{
-    Keys, Progress, RepairReport, Repo, RestoreReport,
+    Keys, Progress, RepairReport, Repo, RestoreReport, Which,
     error::{BackupError, IoContext},
     pack::{PackReader, open_pack, pack_path},
     source::{INDEX_REQUESTS, PIECE, PackInput, Packs},
@@ -106,7 +106,7 @@ pub fn restore_from_bucket(
     scratch: &Path,
     key: KeySource<'_>,
     repo_id: Option<&str>,
-    snapshot: i64,
+    snapshot: Which,
     path: &str,
     target: &Path,
     progress: &Progress,
@@ -162,7 +162,7 @@ pub fn restore_from_bucket(
     hearth_store::Store::open(&db).map_err(crate::repo::store_err)?;
     let repo = Repo::streaming(scratch, &db, keys, packs.clone());
     let index = repo.repair_index()?;
-    let snap = repo.snapshot(snapshot)?;
+    let snap = repo.pick(snapshot)?;
     let restored = repo.restore_with(&snap, path, target, progress)?;
     let (fetched, requests) = packs.fetched();
     let report = StreamReport {

@@ -28,7 +28,9 @@ use crate::{
 /// How backup failures read in the panel.
 pub(crate) fn backup_error(e: BackupError) -> WebError {
     match e {
-        BackupError::NoSnapshot(_) | BackupError::NoSuchPath(_) => WebError::NotFound,
+        BackupError::NoSnapshot(_) | BackupError::NoSnapshots | BackupError::NoSuchPath(_) => {
+            WebError::NotFound
+        }
         BackupError::WeakPassphrase
         | BackupError::AlreadyInitialised(_)
         | BackupError::BadSource { .. }
