@@ -73,15 +73,72 @@ pub(crate) struct Packs {
     shared: Mutex<Shared>,
     /// Signalled when blocks another reader was fetching arrive (or not).
     arrived: Condvar,
+    /// Buffers whose bytes nobody holds any more, to fetch into again.
+    pool: Arc<Pool>,
 }
 
-/// A stretch of a pack's object fetched: where it starts, and its bytes.
-type Block = (u64, Arc<[u8]>);
+/// Buffers to fetch into. A restore fetches about as many bytes as it
+/// writes; into new buffers each time, the kernel handed out and faulted in
+/// fresh pages for every request (880,000 page faults for the benchmark
+/// set, about half of the restore's system time on this VM).
+type Pool = Mutex<Vec<Vec<u8>>>;
+/// Buffers kept in the pool: enough for every writer's and the shared
+/// blocks' requests in flight.
+const POOL: usize = 24;
+
+/// Bytes fetched in one request, given back to the pool when the last
+/// [`Block`] made from them goes.
+struct Buf {
+    bytes: Vec<u8>,
+    pool: Arc<Pool>,
+}
+
+impl Drop for Buf {
+    fn drop(&mut self) {
+        let bytes = std::mem::take(&mut self.bytes);
+        if let Ok(mut pool) = self.pool.lock()
+            && pool.len() < POOL
+        {
+            pool.push(bytes);
+        }
+    }
+}
+
+/// A stretch of a pack's object fetched: where it starts in the object,
+/// and its bytes, a window on a request's buffer (a request of several
+/// [`BLOCK`]s is shared block by block without copying).
+#[derive(Clone)]
+struct Block {
+    start: u64,
+    buf: Arc<Buf>,
+    from: usize,
+    len: usize,
+}
+
+impl Block {
+    fn whole(start: u64, buf: Arc<Buf>) -> Block {
+        let len = buf.bytes.len();
+        Block {
+            start,
+            buf,
+            from: 0,
+            len,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf.bytes[self.from..self.from + self.len]
+    }
+
+    fn holds(&self, pos: u64) -> bool {
+        pos >= self.start && pos < self.start + self.len as u64
+    }
+}
 
 /// Blocks of [`BLOCK`] bytes, by object key and block number.
 #[derive(Default)]
 struct Shared {
-    blocks: HashMap<(String, u64), Arc<[u8]>>,
+    blocks: HashMap<(String, u64), Block>,
     order: VecDeque<(String, u64)>,
     bytes: u64,
     /// Blocks some reader is fetching now: others wait for them rather
@@ -117,7 +174,26 @@ impl Packs {
             warm: Mutex::new(HashMap::new()),
             shared: Mutex::new(Shared::default()),
             arrived: Condvar::new(),
+            pool: Arc::new(Mutex::new(vec![])),
         }
+    }
+
+    /// `len` bytes of object `key` from `at`, in a buffer from the pool.
+    fn fetch(&self, key: &str, at: u64, len: u64) -> Result<Arc<Buf>, hearth_s3::S3Error> {
+        let bytes = self
+            .pool
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_default();
+        let mut buf = Buf {
+            bytes,
+            pool: self.pool.clone(),
+        };
+        self.client.get_range_into(key, at, len, &mut buf.bytes)?;
+        self.fetched.fetch_add(len, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        Ok(Arc::new(buf))
     }
 
     fn shared(&self) -> MutexGuard<'_, Shared> {
@@ -137,7 +213,7 @@ impl Packs {
         let mut shared = self.shared();
         loop {
             let held: Vec<Block> = (first..=last)
-                .map_while(|n| shared.blocks.get(&id(n)).map(|b| (n * BLOCK, b.clone())))
+                .map_while(|n| shared.blocks.get(&id(n)).cloned())
                 .collect();
             if !held.is_empty() {
                 return Ok(held);
@@ -157,31 +233,33 @@ impl Packs {
         drop(shared);
         let start = first * BLOCK;
         let stop = (end * BLOCK).min(len);
-        let fetched = self.client.get_range(key, start, stop - start);
+        let fetched = self.fetch(key, start, stop - start);
         let mut shared = self.shared();
         for n in first..end {
             shared.fetching.remove(&id(n));
         }
         self.arrived.notify_all();
-        let bytes = fetched.map_err(|e| std::io::Error::other(FetchFailed(e.to_string())))?;
-        self.fetched
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        let buf = fetched.map_err(|e| std::io::Error::other(FetchFailed(e.to_string())))?;
         let mut out = Vec::with_capacity((end - first) as usize);
-        for (i, piece) in bytes.chunks(BLOCK as usize).enumerate() {
-            let n = first + i as u64;
-            let block: Arc<[u8]> = piece.into();
-            shared.bytes += block.len() as u64;
+        for n in first..end {
+            let from = ((n - first) * BLOCK) as usize;
+            let block = Block {
+                start: n * BLOCK,
+                buf: buf.clone(),
+                from,
+                len: (BLOCK as usize).min(buf.bytes.len() - from),
+            };
+            shared.bytes += block.len as u64;
             shared.order.push_back(id(n));
             shared.blocks.insert(id(n), block.clone());
-            out.push((n * BLOCK, block));
+            out.push(block);
         }
         while shared.bytes > SHARED_BYTES {
             let Some(old) = shared.order.pop_front() else {
                 break;
             };
             if let Some(b) = shared.blocks.remove(&old) {
-                shared.bytes -= b.len() as u64;
+                shared.bytes -= b.len as u64;
             }
         }
         Ok(out)
@@ -240,16 +318,12 @@ impl Packs {
                 let key = pack_key(&self.prefix, &name);
                 let blocks: Vec<Block> = ranges
                     .into_iter()
-                    .map(|(at, n)| Ok((at, self.client.get_range(&key, at, n)?.into())))
+                    .map(|(at, n)| Ok(Block::whole(at, self.fetch(&key, at, n)?)))
                     .collect::<Result<_, hearth_s3::S3Error>>()?;
                 Ok(Some((name, blocks)))
             },
             |fetched| {
                 if let Some((name, blocks)) = fetched {
-                    for (_, b) in &blocks {
-                        self.fetched.fetch_add(b.len() as u64, Ordering::Relaxed);
-                        self.requests.fetch_add(1, Ordering::Relaxed);
-                    }
                     if let Ok(mut warm) = self.warm.lock() {
                         warm.insert(name, blocks);
                     }
@@ -322,24 +396,21 @@ impl RangeReader {
         let sequential = self
             .blocks
             .last()
-            .is_some_and(|(start, b)| start + b.len() as u64 == self.pos);
+            .is_some_and(|b| b.start + b.len as u64 == self.pos);
         let want = match self.blocks.last() {
             _ if until > self.pos => until - self.pos,
-            Some((_, b)) if sequential => 2 * b.len() as u64,
+            Some(b) if sequential => 2 * b.len as u64,
             _ => PIECE,
         };
         let len = want.clamp(PIECE, MAX_REQUEST).min(self.len - self.pos);
-        let bytes = self
+        let buf = self
             .packs
-            .client
-            .get_range(&self.key, self.pos, len)
+            .fetch(&self.key, self.pos, len)
             .map_err(|e| std::io::Error::other(FetchFailed(e.to_string())))?;
-        self.packs.fetched.fetch_add(len, Ordering::Relaxed);
-        self.packs.requests.fetch_add(1, Ordering::Relaxed);
         if self.blocks.len() >= 2 {
             self.blocks.drain(..self.blocks.len() - 1);
         }
-        self.blocks.push((self.pos, bytes.into()));
+        self.blocks.push(Block::whole(self.pos, buf));
         Ok(())
     }
 }
@@ -350,16 +421,15 @@ impl Read for RangeReader {
             return Ok(0);
         }
         let pos = self.pos;
-        let held = |(start, b): &Block| pos >= *start && pos < start + b.len() as u64;
-        if !self.blocks.iter().any(held) {
+        if !self.blocks.iter().any(|b| b.holds(pos)) {
             self.fetch()?;
         }
-        let Some((start, block)) = self.blocks.iter().find(|b| held(b)) else {
+        let Some(block) = self.blocks.iter().find(|b| b.holds(pos)) else {
             return Ok(0);
         };
-        let from = (pos - start) as usize;
-        let n = buf.len().min(block.len() - from);
-        buf[..n].copy_from_slice(&block[from..from + n]);
+        let bytes = &block.bytes()[(pos - block.start) as usize..];
+        let n = buf.len().min(bytes.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
         self.pos += n as u64;
         Ok(n)
     }
@@ -436,223 +506,4 @@ impl Seek for PackInput {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{
-        Keys,
-        pack::{Kind, PackReader, PackWriter, pack_path},
-    };
-
-    /// A real pack of one 200 KB blob (four age pieces), and the bucket's
-    /// view of it: a client whose endpoint refuses connections, with the
-    /// pack's first `held` bytes already fetched.
-    fn pack_behind_a_dead_bucket(held: usize) -> (Arc<Packs>, String, Keys, u64, u32) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
-        let keys = Keys::generate("test".into()).unwrap();
-        let blob: Vec<u8> = (0..200_000u32).map(|i| (i * 7919 % 251) as u8).collect();
-        let mut w = PackWriter::create(dir.path(), &keys).unwrap();
-        w.add(keys.chunk_id(&blob), Kind::Data, &blob, false, blob.len())
-            .unwrap();
-        let done = w.finish(dir.path(), &keys).unwrap();
-        let bytes = std::fs::read(pack_path(dir.path(), &done.name)).unwrap();
-        let target = hearth_s3::Target {
-            endpoint: "http://127.0.0.1:9".into(),
-            region: "garage".into(),
-            bucket: "hearth".into(),
-            access_key: "GK31c2f218a2e44f485b94239e".into(),
-            ca: String::new(),
-        };
-        let held = bytes[..held.min(bytes.len())].to_vec();
-        let packs = Arc::new(Packs {
-            client: Client::new(&target, "0123456789abcdef0123456789abcdef").unwrap(),
-            prefix: "hearth/test/".into(),
-            sizes: HashMap::from([(done.name.clone(), bytes.len() as u64)]),
-            fetched: AtomicU64::new(0),
-            requests: AtomicU64::new(0),
-            warm: Mutex::new(HashMap::from([(done.name.clone(), vec![(0, held.into())])])),
-            shared: Mutex::new(Shared::default()),
-            arrived: Condvar::new(),
-        });
-        let e = &done.entries[0];
-        (packs, done.name, keys, e.offset, e.length)
-    }
-
-    /// A stand-in for the bucket that answers range requests for one
-    /// object, ignoring the signature, and logs each range asked for.
-    fn serve_ranges(object: Vec<u8>) -> (String, Arc<Mutex<Vec<(u64, u64)>>>) {
-        use std::io::{BufRead, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let log = Arc::new(Mutex::new(vec![]));
-        let (object, asked) = (Arc::new(object), log.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let (object, asked) = (object.clone(), asked.clone());
-                std::thread::spawn(move || {
-                    let mut r = BufReader::new(conn.try_clone().unwrap());
-                    let mut conn = conn;
-                    loop {
-                        let (mut line, mut range) = (String::new(), None);
-                        while r.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                            let l = line.to_ascii_lowercase();
-                            if let Some(v) = l.strip_prefix("range: bytes=") {
-                                let (a, b) = v.trim().split_once('-').unwrap();
-                                range =
-                                    Some((a.parse::<u64>().unwrap(), b.parse::<u64>().unwrap()));
-                            }
-                            line.clear();
-                        }
-                        let Some((a, b)) = range else { return };
-                        asked.lock().unwrap().push((a, b + 1));
-                        let body = &object[a as usize..=b as usize];
-                        let head = format!(
-                            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {a}-{b}/{}\r\n\r\n",
-                            body.len(),
-                            object.len()
-                        );
-                        if conn
-                            .write_all(head.as_bytes())
-                            .and_then(|_| conn.write_all(body))
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        (endpoint, log)
-    }
-
-    /// Two readers of neighbouring stretches of one pack, as two restore
-    /// writers with neighbouring runs of files: every Garage block is
-    /// asked for once, in requests that start and end on block bounds.
-    #[test]
-    fn neighbouring_readers_share_the_blocks_between_them() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
-        let keys = Keys::generate("test".into()).unwrap();
-        let mut w = PackWriter::create(dir.path(), &keys).unwrap();
-        let mut seed = 1u64;
-        let blobs: Vec<Vec<u8>> = (0..4)
-            .map(|_| {
-                (0..900_000)
-                    .map(|_| {
-                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-                        (seed >> 56) as u8
-                    })
-                    .collect()
-            })
-            .collect();
-        for b in &blobs {
-            w.add(keys.chunk_id(b), Kind::Data, b, false, b.len())
-                .unwrap();
-        }
-        let done = w.finish(dir.path(), &keys).unwrap();
-        let bytes = std::fs::read(pack_path(dir.path(), &done.name)).unwrap();
-        let (endpoint, asked) = serve_ranges(bytes.clone());
-        let target = hearth_s3::Target {
-            endpoint,
-            region: "garage".into(),
-            bucket: "hearth".into(),
-            access_key: "GK31c2f218a2e44f485b94239e".into(),
-            ca: String::new(),
-        };
-        let client = Client::new(&target, "0123456789abcdef0123456789abcdef").unwrap();
-        let sizes = HashMap::from([(done.name.clone(), bytes.len() as u64)]);
-        let packs = Arc::new(Packs::new(client, "hearth/test/".into(), sizes));
-        // Writer one takes blobs 0 and 1, writer two blobs 2 and 3.
-        for run in done.entries.chunks(2) {
-            let r = packs.reader(&done.name).unwrap();
-            let ahead = r.ahead();
-            let end = run.last().map(|e| e.offset + u64::from(e.length)).unwrap();
-            let mut pack = PackReader::from_reader(PackInput::Bucket(r), &done.name, &keys)
-                .unwrap()
-                .read_through(PIECE - 16);
-            for e in run {
-                ahead.store(cipher_end(end), Ordering::Relaxed);
-                let stored = pack.read_at(e.offset, e.length).unwrap();
-                assert_eq!(keys.chunk_id(&stored), e.id);
-            }
-        }
-        let asked = asked.lock().unwrap().clone();
-        let planned: Vec<_> = asked.iter().filter(|(a, b)| b - a >= SHARED_FROM).collect();
-        let mut blocks: Vec<u64> = vec![];
-        for &&(a, b) in &planned {
-            assert_eq!(a % BLOCK, 0, "{asked:?}");
-            assert!(b % BLOCK == 0 || b == bytes.len() as u64, "{asked:?}");
-            blocks.extend(a / BLOCK..b.div_ceil(BLOCK));
-        }
-        let n = blocks.len();
-        blocks.dedup();
-        assert_eq!(blocks.len(), n, "a block was asked for twice: {asked:?}");
-        assert_eq!(n as u64, (bytes.len() as u64).div_ceil(BLOCK), "{asked:?}");
-    }
-
-    /// Tree blobs close together are fetched in one request while
-    /// indexing; one far off, or one that would make the request too
-    /// large, in a request of its own.
-    #[test]
-    fn blobs_close_together_share_a_request() {
-        let blob = |offset: u64, length: u32| crate::pack::Entry {
-            id: [0; 32],
-            kind: Kind::Tree,
-            zstd: true,
-            offset,
-            length,
-            raw_length: length,
-        };
-        let far = 3 * BLOCK;
-        let big = MAX_REQUEST as u32 - 10;
-        let blobs = [
-            blob(0, 100),
-            blob(200, 100),
-            blob(300 + NEAR, 50),
-            blob(far, 10),
-            blob(far + 20, big),
-        ];
-        let refs: Vec<_> = blobs.iter().collect();
-        let end = |b: &crate::pack::Entry| b.offset + u64::from(b.length);
-        assert_eq!(
-            reach(&refs),
-            vec![
-                end(&blobs[2]),
-                end(&blobs[2]),
-                end(&blobs[2]),
-                end(&blobs[3]),
-                end(&blobs[4])
-            ]
-        );
-    }
-
-    #[test]
-    fn held_pieces_are_read_without_asking_the_bucket() {
-        let (packs, name, keys, offset, length) = pack_behind_a_dead_bucket(usize::MAX);
-        let r = PackInput::Bucket(packs.reader(&name).unwrap());
-        let mut pack = PackReader::from_reader(r, &name, &keys).unwrap();
-        assert_eq!(pack.table().unwrap().len(), 1);
-        let stored = pack.read_at(offset, length).unwrap();
-        assert_eq!(keys.chunk_id(&stored), pack.table().unwrap()[0].id);
-        assert_eq!(packs.requests.load(Ordering::Relaxed), 0);
-    }
-
-    /// A read the bucket cannot answer is named as the bucket's failure,
-    /// not as a damaged pack.
-    #[test]
-    fn a_failed_request_is_not_called_damage() {
-        let (packs, name, keys, offset, length) = pack_behind_a_dead_bucket(PIECE as usize);
-        let r = PackInput::Bucket(packs.reader(&name).unwrap());
-        let mut pack = PackReader::from_reader(r, &name, &keys).unwrap();
-        let err = pack.read_at(offset, length).unwrap_err();
-        assert!(
-            matches!(&err, BackupError::Fetch { pack, .. } if *pack == name),
-            "{err}"
-        );
-        assert!(
-            err.to_string()
-                .starts_with(&format!("reading pack {name} from the S3 target failed: ")),
-            "{err}"
-        );
-    }
-}
+mod tests;
