@@ -319,6 +319,12 @@ fn bad_backup_input_gets_one_clear_line() {
         "{err}"
     );
     assert!(!Path::new("/tmp/nowhere-hearth").exists());
+    let (code, _, err) = lab.hearth(&["list", "--repo-id", "abc"]);
+    assert_eq!(
+        (code, err.contains("go with --from s3")),
+        (2, true),
+        "{err}"
+    );
     let (code, _, err) = lab.hearth(&["run", lab.path("absent").to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     // A damaged key file is named, not panicked over.

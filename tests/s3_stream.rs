@@ -70,6 +70,14 @@ fn restore_reads_the_bucket_where_it_lies() {
     ] {
         assert!(!fresh.data().join(left).exists(), "{left} was left behind");
     }
+    // The new device lists what the bucket holds, to pick a snapshot.
+    let (code, out, err) = fresh.hearth(&["list", "--from", "s3", "--passphrase-file", pp]);
+    assert_eq!(code, 0, "{out}{err}");
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert!(rows[0].trim_start().starts_with("1 "), "{out}");
+    assert!(rows[0].ends_with(src.to_str().unwrap()), "{out}");
+    assert!(!fresh.data().join("restore-from-s3").exists());
     let (code, out, err) = restore_from_bucket(&fresh, "2", "none", &["--passphrase-file", pp]);
     assert_ne!(code, 0, "{out}{err}");
     assert!(err.contains("no snapshot 2"), "{err}");

@@ -9,7 +9,7 @@ use hearth_jobs::Paths;
 
 use crate::{
     Failure,
-    cli::{BackupArgs, BackupCommand, KeyCommand, Where},
+    cli::{BackupArgs, BackupCommand, FromArgs, KeyCommand, Where},
 };
 
 /// The repository, key and database under the data directory (created if
@@ -117,29 +117,16 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
                 );
             }
         }
-        BackupCommand::List => {
-            let snaps = open()?.snapshots()?;
-            if args.json {
-                println!("{}", serde_json::to_string(&snaps).unwrap_or_default());
-            } else if snaps.is_empty() {
-                println!("No snapshots yet.");
-            } else {
-                println!(
-                    "{:>4}  {:<20}  {:>7}  {:>12}  {:>12}  source",
-                    "id", "time (UTC)", "files", "bytes", "added"
-                );
-                for s in snaps {
-                    println!(
-                        "{:>4}  {:<20}  {:>7}  {:>12}  {:>12}  {}",
-                        s.id,
-                        crate::time_text(s.time),
-                        s.files,
-                        s.bytes,
-                        s.added,
-                        s.source
-                    );
+        BackupCommand::List { from } => {
+            let snaps = match from_bucket(&p, config, from)? {
+                Some(bucket) => {
+                    let snaps = bucket.snapshots()?;
+                    crate::target::say_fetched(&bucket);
+                    snaps
                 }
-            }
+                None => open()?.snapshots()?,
+            };
+            print_snapshots(snaps, args.json);
         }
         BackupCommand::Ls { snapshot, path } => {
             let repo = open()?;
@@ -169,33 +156,19 @@ pub(crate) fn run(config: &Config, args: BackupArgs) -> Result<(), Failure> {
             target,
             path,
             from,
-            passphrase_file,
-            repo_id,
         } => {
-            let report = if from == Where::S3 {
-                let passphrase = match passphrase_file {
-                    None if p.key.exists() => None,
-                    file => Some(read_passphrase(file)?),
-                };
-                let scratch = config.data_dir.join("restore-from-s3");
-                crate::target::restore(
-                    &p,
-                    &scratch,
-                    passphrase.as_deref(),
-                    repo_id.as_deref(),
-                    snapshot,
-                    &path,
-                    &target,
-                )?
-            } else {
-                if passphrase_file.is_some() || repo_id.is_some() {
-                    return Err(Failure::BadInput(
-                        "--passphrase-file and --repo-id go with --from s3".into(),
-                    ));
+            let report = match from_bucket(&p, config, from)? {
+                Some(bucket) => {
+                    let progress = hearth_backup::Progress::default();
+                    let restored = bucket.restore(snapshot, &path, &target, &progress);
+                    crate::target::say_fetched(&bucket);
+                    restored?
                 }
-                let repo = open()?;
-                let snap = repo.pick(snapshot)?;
-                repo.restore(&snap, &path, &target)?
+                None => {
+                    let repo = open()?;
+                    let snap = repo.pick(snapshot)?;
+                    repo.restore(&snap, &path, &target)?
+                }
             };
             println!(
                 "restored {} files, {} bytes into {}",
@@ -383,4 +356,55 @@ fn read_passphrase(file: Option<PathBuf>) -> Result<String, Failure> {
             hearth_backup::MIN_PASSPHRASE_LEN
         ),
     )
+}
+
+/// For `--from s3`, the bucket's repository opened where it lies (this
+/// device's key, or the recovery passphrase when the key is not here or a
+/// file is given); `None` for the repository here, where the bucket's own
+/// options are refused rather than ignored.
+fn from_bucket(
+    p: &Paths,
+    config: &Config,
+    from: FromArgs,
+) -> Result<Option<hearth_backup::remote::Bucket>, Failure> {
+    if from.from != Where::S3 {
+        if from.passphrase_file.is_some() || from.repo_id.is_some() {
+            return Err(Failure::BadInput(
+                "--passphrase-file and --repo-id go with --from s3".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let passphrase = match from.passphrase_file {
+        None if p.key.exists() => None,
+        file => Some(read_passphrase(file)?),
+    };
+    let scratch = config.data_dir.join("restore-from-s3");
+    crate::target::open_bucket(p, &scratch, passphrase.as_deref(), from.repo_id.as_deref())
+        .map(Some)
+}
+
+/// The snapshot table of `list`, or its JSON.
+fn print_snapshots(snaps: Vec<hearth_backup::Snapshot>, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(&snaps).unwrap_or_default());
+    } else if snaps.is_empty() {
+        println!("No snapshots yet.");
+    } else {
+        println!(
+            "{:>4}  {:<20}  {:>7}  {:>12}  {:>12}  source",
+            "id", "time (UTC)", "files", "bytes", "added"
+        );
+        for s in snaps {
+            println!(
+                "{:>4}  {:<20}  {:>7}  {:>12}  {:>12}  {}",
+                s.id,
+                crate::time_text(s.time),
+                s.files,
+                s.bytes,
+                s.added,
+                s.source
+            );
+        }
+    }
 }

@@ -71,7 +71,10 @@ pub enum BackupCommand {
         stage_times: bool,
     },
     /// List snapshots.
-    List,
+    List {
+        #[command(flatten)]
+        from: FromArgs,
+    },
     /// List a folder inside a snapshot.
     Ls {
         /// A number from `list`, or latest.
@@ -89,18 +92,8 @@ pub enum BackupCommand {
         /// Only this file or folder, relative to the snapshot's folder.
         #[arg(long, default_value = "")]
         path: String,
-        /// Read the packs where they lie: here, or in the S3 target's bucket
-        /// (nothing is copied down; snapshots are numbered as the bucket's
-        /// packs list them, oldest first).
-        #[arg(long, value_enum, default_value = "local")]
-        from: Where,
-        /// With --from s3 on a device without this repository's key: the
-        /// recovery passphrase, read from FILE (asked for if not given).
-        #[arg(long, value_name = "FILE")]
-        passphrase_file: Option<PathBuf>,
-        /// With --from s3: which repository in the bucket, when it holds several.
-        #[arg(long, value_name = "ID")]
-        repo_id: Option<String>,
+        #[command(flatten)]
+        from: FromArgs,
     },
     /// Check the repository: pack presence, or every byte with --read-data.
     Verify {
@@ -164,6 +157,24 @@ pub enum BackupCommand {
 }
 
 /// Which copy of the repository a command works on.
+/// Where `list` and `restore` read the repository: here, or the S3
+/// target's bucket where it lies.
+#[derive(Debug, clap::Args)]
+pub struct FromArgs {
+    /// Read the packs where they lie: here, or in the S3 target's bucket
+    /// (nothing is copied down; snapshots are numbered as the bucket's
+    /// packs list them, oldest first).
+    #[arg(long, value_enum, default_value = "local")]
+    pub from: Where,
+    /// With --from s3 on a device without this repository's key: the
+    /// recovery passphrase, read from FILE (asked for if not given).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// With --from s3: which repository in the bucket, when it holds several.
+    #[arg(long, value_name = "ID")]
+    pub repo_id: Option<String>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Where {
     Local,

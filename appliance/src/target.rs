@@ -259,41 +259,34 @@ pub(crate) fn recover(
     Ok(repair)
 }
 
-/// A restore straight from the bucket (`restore --from s3`): with this
-/// device's key, or, given a passphrase, the bucket's `key.age` unsealed
-/// with it. Says what it fetched; the caller reports the restore.
-pub(crate) fn restore(
+/// The bucket's repository opened where it lies (`list` and `restore`
+/// with `--from s3`): with this device's key, or, given a passphrase, the
+/// bucket's `key.age` unsealed with it.
+pub(crate) fn open_bucket(
     p: &Paths,
     scratch: &std::path::Path,
     passphrase: Option<&str>,
     repo_id: Option<&str>,
-    snapshot: hearth_backup::Which,
-    path: &str,
-    target: &std::path::Path,
-) -> Result<hearth_backup::RestoreReport, Failure> {
+) -> Result<remote::Bucket, Failure> {
     let client = saved(p)?;
     let key = match passphrase {
         Some(pp) => remote::KeySource::Passphrase(pp),
         None => remote::KeySource::Device(&p.key),
     };
-    let (restored, report) = remote::restore_from_bucket(
-        client,
-        scratch,
-        key,
-        repo_id,
-        snapshot,
-        path,
-        target,
-        &hearth_backup::Progress::default(),
-    )?;
-    for (name, why) in &report.index.damaged {
+    let bucket = remote::Bucket::open(client, scratch, key, repo_id)?;
+    for (name, why) in &bucket.report().index.damaged {
         eprintln!("warning: left out pack {name}: {why}");
     }
+    Ok(bucket)
+}
+
+/// Says on stderr what reading the bucket where it lies fetched.
+pub(crate) fn say_fetched(bucket: &remote::Bucket) {
+    let report = bucket.report();
     eprintln!(
         "Read repository {} from the S3 target where it lies: {} packs indexed, {} bytes in {} requests.",
         report.repo_id, report.index.packs, report.fetched, report.requests
     );
-    Ok(restored)
 }
 
 /// Where a recovery's or a heal's own lines go: stdout, or stderr when

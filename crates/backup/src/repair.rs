@@ -31,7 +31,7 @@ use crate::{
 };
 
 /// What a repair found.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Clone, Serialize)]
 pub struct RepairReport {
     pub packs: usize,
     pub chunks: u64,

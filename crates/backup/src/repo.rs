@@ -22,7 +22,7 @@ pub struct Repo {
     pub db: PathBuf,
     pub(crate) keys: Keys,
     /// Set for a restore straight from the bucket: packs are read there,
-    /// not in `dir` ([`crate::remote::restore_from_bucket`]).
+    /// not in `dir` ([`crate::remote::Bucket`]).
     pub(crate) remote: Option<std::sync::Arc<crate::source::Packs>>,
 }
 

@@ -28,7 +28,7 @@ pub use check::{RemoteDamage, RemoteVerifyReport};
 pub use heal::HealReport;
 pub use hearth_s3::{Client, DEFAULT_REGION, S3Error, Target};
 pub use recover::{DownloadReport, recover};
-pub use stream::{KeySource, StreamReport, restore_from_bucket};
+pub use stream::{Bucket, KeySource, StreamReport};
 pub use upload::{UploadProgress, UploadReport};
 
 /// What the dashboard and `hearth backup target show` say about the target.

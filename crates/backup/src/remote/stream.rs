@@ -25,7 +25,7 @@ use hearth_s3::Client;
 
 use super::{RemoteError, listed_packs, prefix};
 use crate::{
-    Keys, Progress, RepairReport, Repo, RestoreReport, Which,
+    Keys, Progress, RepairReport, Repo, RestoreReport, Snapshot, Which,
     error::{BackupError, IoContext},
     pack::{PackReader, open_pack, pack_path},
     source::{INDEX_REQUESTS, PIECE, PackInput, Packs},
@@ -83,95 +83,135 @@ impl std::fmt::Debug for KeySource<'_> {
     }
 }
 
-/// What a restore from the bucket did, besides the restore's own report.
+/// What opening the bucket's repository where it lies did.
 #[derive(Debug, Default)]
 pub struct StreamReport {
     pub repo_id: String,
     /// The index rebuilt from the bucket's packs (damaged ones left out).
     pub index: RepairReport,
-    /// Bytes and requests fetched from the bucket, index included.
+    /// Bytes and requests fetched from the bucket so far, index included.
     pub fetched: u64,
     pub requests: u64,
 }
 
-/// Restores `snapshot` (numbered as the bucket's packs list them, oldest
-/// first: what a disaster recovery would number them) of the bucket's
-/// repository into `target`, reading packs where they lie.
-///
-/// `scratch` is a folder for the scratch index, made empty first and
-/// removed afterwards, and locked so two such restores do not share it.
-#[allow(clippy::too_many_arguments)]
-pub fn restore_from_bucket(
-    client: Client,
-    scratch: &Path,
-    key: KeySource<'_>,
-    repo_id: Option<&str>,
-    snapshot: Which,
-    path: &str,
-    target: &Path,
-    progress: &Progress,
-) -> Result<(RestoreReport, StreamReport), RemoteError> {
-    let _guard = ScratchDir::take(scratch)?;
-    // The device's key, or the bucket's key.age to unseal.
-    let (id, key) = match key {
-        KeySource::Device(key_path) => {
-            let keys = Keys::load(key_path)?;
-            if let Some(other) = repo_id.filter(|want| *want != keys.repo_id) {
-                return Err(super::recover::other(format!(
-                    "this device's key opens repository {}, not {other}: give the recovery passphrase to open that one",
-                    keys.repo_id
-                )));
-            }
-            (keys.repo_id.clone(), Ok(keys))
-        }
-        KeySource::Passphrase(passphrase) => {
-            let id = super::recover::find_repository(&client, scratch, repo_id)?;
-            let object = format!("{}key.age", prefix(&id));
-            let sealed = client.get(&object)?;
-            (id, Err((object, sealed, passphrase)))
-        }
-    };
-    let sizes = listed_packs(&client, &prefix(&id))?;
-    if sizes.is_empty() {
-        return Err(super::recover::other(format!(
-            "the bucket holds no packs of repository {id}"
-        )));
+/// The bucket's repository, opened to be read where it lies: its index
+/// rebuilt from the packs' tables and tree blobs into a scratch folder,
+/// which is locked while this lives and removed when it goes. Snapshots
+/// are numbered as the bucket's packs list them, oldest first: what a
+/// disaster recovery would number them.
+pub struct Bucket {
+    repo: Repo,
+    packs: Arc<Packs>,
+    index: RepairReport,
+    // Last: the scratch folder goes once the index in it is closed.
+    _scratch: ScratchDir,
+}
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bucket")
+            .field("packs", &self.packs)
+            .finish()
     }
-    let packs = Arc::new(Packs::new(client, prefix(&id), sizes));
-    let keys = match key {
-        Ok(keys) => keys,
-        // The passphrase's scrypt (over a second of one core here) runs
-        // on its own thread while the packs' ends, which the index needs
-        // first, are fetched; a wrong passphrase stops those fetches.
-        Err((object, sealed, passphrase)) => {
-            let stop = AtomicBool::new(false);
-            std::thread::scope(|s| {
-                let unsealing = s.spawn(|| {
-                    let keys = Keys::unseal_bytes(&sealed, passphrase, Path::new(&object));
-                    stop.store(keys.is_err(), Ordering::Relaxed);
-                    keys
-                });
-                packs.warm_up(&stop);
-                unsealing
-                    .join()
-                    .unwrap_or_else(|_| Err(BackupError::Crypto("unsealing the key failed".into())))
-            })?
+}
+
+impl Bucket {
+    /// Opens the bucket's repository with `key`: this device's own, or
+    /// the bucket's `key.age` unsealed with the passphrase. `scratch` is
+    /// the folder for the scratch index, made empty first.
+    pub fn open(
+        client: Client,
+        scratch: &Path,
+        key: KeySource<'_>,
+        repo_id: Option<&str>,
+    ) -> Result<Bucket, RemoteError> {
+        let guard = ScratchDir::take(scratch)?;
+        // The device's key, or the bucket's key.age to unseal.
+        let (id, key) = match key {
+            KeySource::Device(key_path) => {
+                let keys = Keys::load(key_path)?;
+                if let Some(other) = repo_id.filter(|want| *want != keys.repo_id) {
+                    return Err(super::recover::other(format!(
+                        "this device's key opens repository {}, not {other}: give the recovery passphrase to open that one",
+                        keys.repo_id
+                    )));
+                }
+                (keys.repo_id.clone(), Ok(keys))
+            }
+            KeySource::Passphrase(passphrase) => {
+                let id = super::recover::find_repository(&client, scratch, repo_id)?;
+                let object = format!("{}key.age", prefix(&id));
+                let sealed = client.get(&object)?;
+                (id, Err((object, sealed, passphrase)))
+            }
+        };
+        let sizes = listed_packs(&client, &prefix(&id))?;
+        if sizes.is_empty() {
+            return Err(super::recover::other(format!(
+                "the bucket holds no packs of repository {id}"
+            )));
         }
-    };
-    let db = scratch.join("index.db");
-    hearth_store::Store::open(&db).map_err(crate::repo::store_err)?;
-    let repo = Repo::streaming(scratch, &db, keys, packs.clone());
-    let index = repo.repair_index()?;
-    let snap = repo.pick(snapshot)?;
-    let restored = repo.restore_with(&snap, path, target, progress)?;
-    let (fetched, requests) = packs.fetched();
-    let report = StreamReport {
-        repo_id: id,
-        index,
-        fetched,
-        requests,
-    };
-    Ok((restored, report))
+        let packs = Arc::new(Packs::new(client, prefix(&id), sizes));
+        let keys = match key {
+            Ok(keys) => keys,
+            // The passphrase's scrypt (over a second of one core here) runs
+            // on its own thread while the packs' ends, which the index needs
+            // first, are fetched; a wrong passphrase stops those fetches.
+            Err((object, sealed, passphrase)) => {
+                let stop = AtomicBool::new(false);
+                std::thread::scope(|s| {
+                    let unsealing = s.spawn(|| {
+                        let keys = Keys::unseal_bytes(&sealed, passphrase, Path::new(&object));
+                        stop.store(keys.is_err(), Ordering::Relaxed);
+                        keys
+                    });
+                    packs.warm_up(&stop);
+                    unsealing.join().unwrap_or_else(|_| {
+                        Err(BackupError::Crypto("unsealing the key failed".into()))
+                    })
+                })?
+            }
+        };
+        let db = scratch.join("index.db");
+        hearth_store::Store::open(&db).map_err(crate::repo::store_err)?;
+        let repo = Repo::streaming(scratch, &db, keys, packs.clone());
+        let index = repo.repair_index()?;
+        Ok(Bucket {
+            repo,
+            packs,
+            index,
+            _scratch: guard,
+        })
+    }
+
+    /// Every snapshot in the bucket, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<Snapshot>, BackupError> {
+        self.repo.snapshots()
+    }
+
+    /// Restores snapshot `which` (or `path` in it) into `target`, reading
+    /// the packs where they lie.
+    pub fn restore(
+        &self,
+        which: Which,
+        path: &str,
+        target: &Path,
+        progress: &Progress,
+    ) -> Result<RestoreReport, BackupError> {
+        let snap = self.repo.pick(which)?;
+        self.repo.restore_with(&snap, path, target, progress)
+    }
+
+    /// What opening did, and what has been fetched so far.
+    pub fn report(&self) -> StreamReport {
+        let (fetched, requests) = self.packs.fetched();
+        StreamReport {
+            repo_id: self.repo.keys.repo_id.clone(),
+            index: self.index.clone(),
+            fetched,
+            requests,
+        }
+    }
 }
 
 /// The scratch folder of a restore from the bucket, locked while in use,
