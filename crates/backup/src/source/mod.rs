@@ -323,10 +323,10 @@ impl Packs {
                 Ok(Some((name, blocks)))
             },
             |fetched| {
-                if let Some((name, blocks)) = fetched {
-                    if let Ok(mut warm) = self.warm.lock() {
-                        warm.insert(name, blocks);
-                    }
+                if let Some((name, blocks)) = fetched
+                    && let Ok(mut warm) = self.warm.lock()
+                {
+                    warm.insert(name, blocks);
                 }
                 Ok(())
             },

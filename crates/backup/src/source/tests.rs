@@ -52,9 +52,12 @@ fn pack_behind_a_dead_bucket(held: usize) -> (Arc<Packs>, String, Keys, u64, u32
     (packs, done.name, keys, e.offset, e.length)
 }
 
+/// The ranges asked for, as `start..end`, in order.
+type Asked = Arc<Mutex<Vec<(u64, u64)>>>;
+
 /// A stand-in for the bucket that answers range requests for one
 /// object, ignoring the signature, and logs each range asked for.
-fn serve_ranges(object: Vec<u8>) -> (String, Arc<Mutex<Vec<(u64, u64)>>>) {
+fn serve_ranges(object: Vec<u8>) -> (String, Asked) {
     use std::io::{BufRead, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
