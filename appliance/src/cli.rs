@@ -156,7 +156,6 @@ pub enum BackupCommand {
     Key(KeyCommand),
 }
 
-/// Which copy of the repository a command works on.
 /// Where `list` and `restore` read the repository: here, or the S3
 /// target's bucket where it lies.
 #[derive(Debug, clap::Args)]
@@ -175,6 +174,7 @@ pub struct FromArgs {
     pub repo_id: Option<String>,
 }
 
+/// Which copy of the repository a command works on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Where {
     Local,

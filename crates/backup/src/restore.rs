@@ -46,7 +46,7 @@ const SPARSE_BLOCK: usize = 4096;
 /// speed of six). Each may hold a stored and a decompressed chunk.
 const WRITERS: usize = 6;
 /// Writers when the packs are read from the bucket, where each also waits
-/// on its requests (measured, restoring the benchmark set straight from a
+/// on its requests (measured, restoring the benchmark set into tmpfs from a
 /// three-node Garage on this 2-core machine: 6.15-7.77 s with six, 5.55-7.10
 /// s with twelve, faster in each of five alternating pairs).
 const BUCKET_WRITERS: usize = 12;

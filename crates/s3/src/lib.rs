@@ -254,9 +254,8 @@ impl Client {
     }
 
     /// [`Client::get_range`] into `out` (emptied first), so a caller that
-    /// reads many ranges can reuse its buffers: pages the kernel has just
-    /// handed out cost a fault each on first touch, which was a large part
-    /// of a restore's system time.
+    /// reads many ranges can reuse its buffers rather than have the kernel
+    /// hand out and fault in fresh pages for each.
     pub fn get_range_into(
         &self,
         key: &str,

@@ -79,8 +79,10 @@ pub(crate) struct Packs {
 
 /// Buffers to fetch into. A restore fetches about as many bytes as it
 /// writes; into new buffers each time, the kernel handed out and faulted in
-/// fresh pages for every request (880,000 page faults for the benchmark
-/// set, about half of the restore's system time on this VM).
+/// fresh pages for every request (measured restoring the benchmark set:
+/// 860-880,000 page faults, 510-520,000 with the pool; the restore's time
+/// did not change beyond the spread on this VM, but a Pi's memory is
+/// smaller and slower).
 type Pool = Mutex<Vec<Vec<u8>>>;
 /// Buffers kept in the pool: enough for every writer's and the shared
 /// blocks' requests in flight.
