@@ -67,6 +67,7 @@ fn restore_reads_the_bucket_where_it_lies() {
         "repo/packs",
         "backup.key",
         "restore-from-s3",
+        "restore-from-s3.lock",
     ] {
         assert!(!fresh.data().join(left).exists(), "{left} was left behind");
     }
@@ -78,6 +79,7 @@ fn restore_reads_the_bucket_where_it_lies() {
     assert!(rows[0].trim_start().starts_with("1 "), "{out}");
     assert!(rows[0].ends_with(src.to_str().unwrap()), "{out}");
     assert!(!fresh.data().join("restore-from-s3").exists());
+    assert!(!fresh.data().join("restore-from-s3.lock").exists());
     let (code, out, err) = restore_from_bucket(&fresh, "2", "none", &["--passphrase-file", pp]);
     assert_ne!(code, 0, "{out}{err}");
     assert!(err.contains("no snapshot 2"), "{err}");

@@ -14,6 +14,7 @@
 use std::{
     fs::File,
     io::BufReader,
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -215,10 +216,11 @@ impl Bucket {
 }
 
 /// The scratch folder of a restore from the bucket, locked while in use,
-/// emptied before and removed after (what a killed run left is removed by
-/// the next).
+/// emptied before and removed after, its lock file too (what a killed run
+/// left is removed by the next).
 struct ScratchDir {
     dir: PathBuf,
+    lock_path: PathBuf,
     _lock: File,
 }
 
@@ -228,15 +230,29 @@ impl ScratchDir {
         if let Some(parent) = lock_path.parent() {
             std::fs::create_dir_all(parent).at(parent)?;
         }
-        let lock = crate::repo::try_lock(&lock_path)?.ok_or_else(|| {
-            super::recover::other("another restore from it is running on this device".into())
-        })?;
+        let busy =
+            || super::recover::other("another restore from it is running on this device".into());
+        // The holder before us unlinks the lock file as it finishes: one
+        // opened just before that is a lock on nothing, so the file locked
+        // must still be the one at the path, else open it again.
+        let lock = loop {
+            let lock = crate::repo::try_lock(&lock_path)?.ok_or_else(busy)?;
+            let locked = lock.metadata().at(&lock_path)?;
+            let now = match std::fs::metadata(&lock_path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                other => other.at(&lock_path)?,
+            };
+            if (now.dev(), now.ino()) == (locked.dev(), locked.ino()) {
+                break lock;
+            }
+        };
         if dir.exists() {
             std::fs::remove_dir_all(dir).at(dir)?;
         }
         std::fs::create_dir_all(dir).at(dir)?;
         Ok(ScratchDir {
             dir: dir.to_path_buf(),
+            lock_path,
             _lock: lock,
         })
     }
@@ -245,5 +261,7 @@ impl ScratchDir {
 impl Drop for ScratchDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+        // Unlinked while still held, so no one can lock it in between.
+        let _ = std::fs::remove_file(&self.lock_path);
     }
 }
