@@ -77,18 +77,20 @@ impl<'a> ChunkSource<'a> {
             .ok_or_else(|| BackupError::MissingChunk(hex::encode(id)))
     }
 
-    /// Notes which stretches of which packs the chunks `ids` (the files a
-    /// restore writer has in hand) lie in, so that a pack in the bucket is
-    /// fetched in one request per stretch rather than piece by piece.
-    /// Nothing to do for packs here, whose reads the page cache serves.
-    pub(crate) fn plan<'i>(&mut self, ids: impl Iterator<Item = &'i [u8; 32]>) {
+    /// Notes which stretches of which packs the chunks `hex_ids` (the
+    /// files a restore writer has in hand) lie in, so that a pack in the
+    /// bucket is fetched in one request per stretch rather than piece by
+    /// piece. Nothing to do for packs here, whose reads the page cache
+    /// serves: the ids are not even decoded then.
+    pub(crate) fn plan<'i>(&mut self, hex_ids: impl Iterator<Item = &'i str>) {
         self.plan.clear();
         if self.repo.remote.is_none() {
             return;
         }
         let mut spans: HashMap<String, Vec<(u64, u64)>> = HashMap::new();
+        let ids = hex_ids.filter_map(|h| <[u8; 32]>::try_from(hex::decode(h).ok()?).ok());
         for id in ids {
-            if let Ok(loc) = self.locate(id) {
+            if let Ok(loc) = self.locate(&id) {
                 let end = loc.offset + u64::from(loc.length);
                 spans.entry(loc.pack).or_default().push((loc.offset, end));
             }

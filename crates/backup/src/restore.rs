@@ -223,12 +223,11 @@ fn writer(repo: &Repo, rx: &Mutex<Receiver<Vec<FileJob>>>, tally: &Tally<'_>, un
     loop {
         let next = rx.lock().map(|r| r.recv());
         let Ok(Ok(batch)) = next else { break };
-        let ids: Vec<[u8; 32]> = batch
-            .iter()
-            .flat_map(|job| &job.chunks)
-            .filter_map(|hex_id| hex::decode(hex_id).ok()?.try_into().ok())
-            .collect();
-        src.plan(ids.iter());
+        src.plan(
+            batch
+                .iter()
+                .flat_map(|job| job.chunks.iter().map(String::as_str)),
+        );
         for job in batch {
             match write_file(&mut src, &job, tally.progress, unnamed) {
                 Ok(()) => {

@@ -246,16 +246,9 @@ impl Client {
     /// is an error: the caller asks only within the listed length. A
     /// service that ignores the range and sends the whole object is
     /// refused rather than read through, since that would cost a pack per
-    /// read.
-    pub fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, S3Error> {
-        let mut out = vec![];
-        self.get_range_into(key, start, len, &mut out)?;
-        Ok(out)
-    }
-
-    /// [`Client::get_range`] into `out` (emptied first), so a caller that
-    /// reads many ranges can reuse its buffers rather than have the kernel
-    /// hand out and fault in fresh pages for each.
+    /// read. Read into `out` (emptied first), so a caller that reads many
+    /// ranges can reuse its buffers rather than have the kernel hand out
+    /// and fault in fresh pages for each.
     pub fn get_range_into(
         &self,
         key: &str,

@@ -7,9 +7,9 @@
 //! The index is rebuilt from the packs' own tables and tree blobs (a few
 //! pieces of each pack) into a scratch database beside the data, removed
 //! afterwards; the restore's writers then read the blobs of the files they
-//! write from the bucket, through `crate::source`'s range reader. Nothing is trusted more than in a local restore:
-//! age authenticates every 64 KiB piece read, and every chunk written is
-//! checked against its keyed hash.
+//! write from the bucket, through `crate::source`'s range reader. Nothing
+//! is trusted more than in a local restore: age authenticates every 64 KiB
+//! piece read, and every chunk written is checked against its keyed hash.
 
 use std::{
     fs::File,

@@ -7,38 +7,44 @@ use crate::{
     pack::{Kind, PackReader, PackWriter, pack_path},
 };
 
-/// A real pack of one 200 KB blob (four age pieces), and the bucket's
-/// view of it: a client whose endpoint refuses connections, with the
-/// pack's first `held` bytes already fetched.
-fn pack_behind_a_dead_bucket(held: usize) -> (Arc<Packs>, String, Keys, u64, u32) {
+/// `blobs` sealed into one real pack (stored uncompressed): its table
+/// and its bytes.
+fn sealed_pack(keys: &Keys, blobs: &[Vec<u8>]) -> (crate::pack::FinishedPack, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
-    let keys = Keys::generate("test".into()).unwrap();
-    let blob: Vec<u8> = (0..200_000u32).map(|i| (i * 7919 % 251) as u8).collect();
-    let mut w = PackWriter::create(dir.path(), &keys).unwrap();
-    w.add(keys.chunk_id(&blob), Kind::Data, &blob, false, blob.len())
-        .unwrap();
-    let done = w.finish(dir.path(), &keys).unwrap();
+    let mut w = PackWriter::create(dir.path(), keys).unwrap();
+    for b in blobs {
+        w.add(keys.chunk_id(b), Kind::Data, b, false, b.len())
+            .unwrap();
+    }
+    let done = w.finish(dir.path(), keys).unwrap();
     let bytes = std::fs::read(pack_path(dir.path(), &done.name)).unwrap();
+    (done, bytes)
+}
+
+/// The bucket's view of one pack of `len` bytes, behind `endpoint`.
+fn packs_at(endpoint: String, name: &str, len: usize) -> Arc<Packs> {
     let target = hearth_s3::Target {
-        endpoint: "http://127.0.0.1:9".into(),
+        endpoint,
         region: "garage".into(),
         bucket: "hearth".into(),
         access_key: "GK31c2f218a2e44f485b94239e".into(),
         ca: String::new(),
     };
+    let client = Client::new(&target, "0123456789abcdef0123456789abcdef").unwrap();
+    let sizes = HashMap::from([(name.to_string(), len as u64)]);
+    Arc::new(Packs::new(client, "hearth/test/".into(), sizes))
+}
+
+/// A real pack of one 200 KB blob (four age pieces), and the bucket's
+/// view of it: a client whose endpoint refuses connections, with the
+/// pack's first `held` bytes already fetched.
+fn pack_behind_a_dead_bucket(held: usize) -> (Arc<Packs>, String, Keys, u64, u32) {
+    let keys = Keys::generate("test".into()).unwrap();
+    let blob: Vec<u8> = (0..200_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    let (done, bytes) = sealed_pack(&keys, &[blob]);
     let held = bytes[..held.min(bytes.len())].to_vec();
-    let packs = Arc::new(Packs {
-        client: Client::new(&target, "0123456789abcdef0123456789abcdef").unwrap(),
-        prefix: "hearth/test/".into(),
-        sizes: HashMap::from([(done.name.clone(), bytes.len() as u64)]),
-        fetched: AtomicU64::new(0),
-        requests: AtomicU64::new(0),
-        warm: Mutex::new(HashMap::new()),
-        shared: Mutex::new(Shared::default()),
-        arrived: Condvar::new(),
-        pool: Arc::new(Mutex::new(vec![])),
-    });
+    let packs = packs_at("http://127.0.0.1:9".into(), &done.name, bytes.len());
     let buf = Arc::new(Buf {
         bytes: held,
         pool: packs.pool.clone(),
@@ -106,10 +112,7 @@ fn serve_ranges(object: Vec<u8>) -> (String, Asked) {
 /// asked for once, in requests that start and end on block bounds.
 #[test]
 fn neighbouring_readers_share_the_blocks_between_them() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
     let keys = Keys::generate("test".into()).unwrap();
-    let mut w = PackWriter::create(dir.path(), &keys).unwrap();
     let mut seed = 1u64;
     let blobs: Vec<Vec<u8>> = (0..4)
         .map(|_| {
@@ -121,23 +124,9 @@ fn neighbouring_readers_share_the_blocks_between_them() {
                 .collect()
         })
         .collect();
-    for b in &blobs {
-        w.add(keys.chunk_id(b), Kind::Data, b, false, b.len())
-            .unwrap();
-    }
-    let done = w.finish(dir.path(), &keys).unwrap();
-    let bytes = std::fs::read(pack_path(dir.path(), &done.name)).unwrap();
+    let (done, bytes) = sealed_pack(&keys, &blobs);
     let (endpoint, asked) = serve_ranges(bytes.clone());
-    let target = hearth_s3::Target {
-        endpoint,
-        region: "garage".into(),
-        bucket: "hearth".into(),
-        access_key: "GK31c2f218a2e44f485b94239e".into(),
-        ca: String::new(),
-    };
-    let client = Client::new(&target, "0123456789abcdef0123456789abcdef").unwrap();
-    let sizes = HashMap::from([(done.name.clone(), bytes.len() as u64)]);
-    let packs = Arc::new(Packs::new(client, "hearth/test/".into(), sizes));
+    let packs = packs_at(endpoint, &done.name, bytes.len());
     // Writer one takes blobs 0 and 1, writer two blobs 2 and 3.
     for run in done.entries.chunks(2) {
         let r = packs.reader(&done.name).unwrap();
